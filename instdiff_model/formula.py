@@ -1,0 +1,55 @@
+"""Deterministic test weights: the reference-vector weight formula (splitmix64 of crc32(salt + key))."""
+import math
+import zlib
+
+import numpy as np
+import torch
+
+_MASK = 0xFFFFFFFFFFFFFFFF
+
+
+def rule_for(key: str, shape) -> tuple[float, float]:
+    """(base, scale) of the first matching rule for checkpoint key `key` with `shape`."""
+    last = key.rsplit(".", 1)[-1]
+    if last in ("alpha_attn", "alpha_dense") or key.startswith("scaleu_s_"):
+        return 0.5, 0.25
+    if key.startswith("scaleu_b_"):
+        return 0.0, 0.5
+    if len(shape) >= 2 and key != "position_net.pos_embedding":
+        fan_in = float(np.prod(shape[1:], dtype=np.float64))
+        return 0.0, math.sqrt(3.0 / fan_in)
+    if last == "bias":
+        return 0.0, 0.1
+    if last == "weight":
+        return 1.0, 0.1
+    return 0.0, 0.5
+
+
+def uniform_stream(seed: int, n: int) -> np.ndarray:
+    """u_i in [-1, 1) for i < n: splitmix64 finaliser of (seed << 32) + i, as float64."""
+    with np.errstate(over="ignore"):
+        z = (np.uint64((seed << 32) & _MASK) + np.arange(n, dtype=np.uint64)) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * (2.0 ** -53) * 2.0 - 1.0
+
+
+def formula_tensor(key: str, shape, salt: str = "") -> torch.Tensor:
+    """The float32 tensor the formula gives for checkpoint key `key` (shape () for 0-d gates)."""
+    shape = tuple(int(s) for s in shape)
+    n = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    seed = zlib.crc32((salt + key).encode("utf-8")) & 0xFFFFFFFF
+    base, scale = rule_for(key, shape)
+    values = (base + scale * uniform_stream(seed, n)).astype(np.float32)
+    return torch.from_numpy(values.reshape(shape))
+
+
+def fill_module(module: torch.nn.Module, salt: str = "", prefix: str = "", key_map=None) -> None:
+    """Overwrite every parameter of `module` with formula values; key = key_map(prefix + name) if given."""
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            key = prefix + name
+            if key_map is not None:
+                key = key_map(key)
+            p.copy_(formula_tensor(key, tuple(p.shape), salt).to(p.dtype))
