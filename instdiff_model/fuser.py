@@ -1,0 +1,73 @@
+"""Gated self-attention fuser (GatedSelfAttentionDense): visual tokens attend over [visual | grounding] tokens."""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class GEGLU(nn.Module):
+    """Linear C -> 2*inner, value * GELU(gate) (exact erf GELU)."""
+
+    def __init__(self, dim_in: int, inner: int):
+        super().__init__()
+        self.proj = nn.Linear(dim_in, 2 * inner)
+
+    def forward(self, x):
+        value, gate = self.proj(x).chunk(2, dim=-1)
+        return value * F.gelu(gate)
+
+
+class FeedForward(nn.Module):
+    """GEGLU C -> 4C then Linear 4C -> C, laid out as the official `ff.net.{0,2}`."""
+
+    def __init__(self, dim: int, mult: int = 4):
+        super().__init__()
+        self.net = nn.Sequential(GEGLU(dim, mult * dim), nn.Identity(), nn.Linear(mult * dim, dim))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention, q/k/v without bias, optional boolean mask (True = may attend)."""
+
+    def __init__(self, query_dim: int, heads: int, dim_head: int):
+        super().__init__()
+        inner = heads * dim_head
+        self.heads = heads
+        self.to_q = nn.Linear(query_dim, inner, bias=False)
+        self.to_k = nn.Linear(query_dim, inner, bias=False)
+        self.to_v = nn.Linear(query_dim, inner, bias=False)
+        self.to_out = nn.Sequential(nn.Linear(inner, query_dim))
+
+    def forward(self, x, attn_mask=None):
+        b, n, _ = x.shape
+        q, k, v = (f(x).view(b, n, self.heads, -1).transpose(1, 2) for f in (self.to_q, self.to_k, self.to_v))
+        if attn_mask is not None:
+            attn_mask = attn_mask.to(device=x.device, dtype=torch.bool)[:, None]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        return self.to_out(out.transpose(1, 2).reshape(b, n, -1))
+
+
+class GatedSelfAttentionDense(nn.Module):
+    """x += s*tanh(alpha_attn)*SA(norm1([x, linear(objs)]))[:N]; x += s*tanh(alpha_dense)*ff(norm2(x))."""
+
+    def __init__(self, query_dim: int, context_dim: int = 768, n_heads: int = 8, d_head: int = None):
+        super().__init__()
+        d_head = query_dim // n_heads if d_head is None else d_head
+        self.linear = nn.Linear(context_dim, query_dim)
+        self.attn = SelfAttention(query_dim, n_heads, d_head)
+        self.ff = FeedForward(query_dim)
+        self.norm1 = nn.LayerNorm(query_dim)
+        self.norm2 = nn.LayerNorm(query_dim)
+        self.alpha_attn = nn.Parameter(torch.tensor(0.0))
+        self.alpha_dense = nn.Parameter(torch.tensor(0.0))
+
+    def forward(self, x, objs, scale=1.0, attn_mask=None):
+        """x (B,N,C), objs (B,184,768); scale float or (B,) tensor; attn_mask bool (B, N+184, N+184) or None."""
+        n_visual = x.shape[1]
+        if torch.is_tensor(scale):
+            scale = scale.to(device=x.device, dtype=x.dtype).reshape(-1, 1, 1)
+        tokens = torch.cat([x, self.linear(objs.to(x.dtype))], dim=1)
+        attended = self.attn(self.norm1(tokens), attn_mask)[:, :n_visual]
+        x = x + scale * torch.tanh(self.alpha_attn) * attended
+        return x + scale * torch.tanh(self.alpha_dense) * self.ff(self.norm2(x))

@@ -1,0 +1,48 @@
+"""ScaleU: per-channel backbone scaling and a Fourier filter on the skip features of every output block."""
+import torch
+from torch import nn
+
+from .blocks import SCALEU_CHANNELS
+from .errors import InstDiffError
+
+
+def fourier_filter(hs: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Scale the centred 2x2 frequency block of `hs` (B,C,H,W) by `s`; float32 FFT, real part, input dtype back.
+
+    The block is the official slice rows [H//2-1 : H//2+1], cols [W//2-1 : W//2+1] of the fftshifted spectrum,
+    with Python slice semantics: for H == 1 the slice -1:1 is row 0 alone (likewise for W == 1).
+    """
+    height, width = hs.shape[-2:]
+    freq = torch.fft.fftshift(torch.fft.fftn(hs.float(), dim=(-2, -1)), dim=(-2, -1))
+    mask = torch.ones((height, width), dtype=torch.float32, device=hs.device)
+    rows = slice(height // 2 - 1, height // 2 + 1)
+    cols = slice(width // 2 - 1, width // 2 + 1)
+    mask[rows, cols] = s.float().to(hs.device).reshape(())
+    freq = torch.fft.ifftshift(freq * mask, dim=(-2, -1))
+    return torch.fft.ifftn(freq, dim=(-2, -1)).real.to(hs.dtype)
+
+
+def apply_scaleu(h: torch.Tensor, hs: torch.Tensor, scaleu_b: torch.Tensor, scaleu_s: torch.Tensor):
+    """(h * (tanh(b)+1) per channel, skip filtered with tanh(s)+1); the caller concatenates [h, hs] on dim 1."""
+    if h.ndim != 4 or hs.ndim != 4 or h.shape[1] != scaleu_b.numel() or scaleu_s.numel() != 1:
+        raise InstDiffError(
+            f"ScaleU expects h (B,{scaleu_b.numel()},H,W) and skip (B,C,H,W); got h {tuple(h.shape)}, "
+            f"skip {tuple(hs.shape)}, scaleu_s with {scaleu_s.numel()} elements"
+        )
+    b = torch.tanh(scaleu_b.float().to(h.device)) + 1
+    s = torch.tanh(scaleu_s.float()) + 1
+    return (h.float() * b[None, :, None, None]).to(h.dtype), fourier_filter(hs, s)
+
+
+class ScaleU(nn.Module):
+    """The 12 (scaleu_b_i, scaleu_s_i) parameter pairs, named like the official keys."""
+
+    def __init__(self):
+        super().__init__()
+        for i, channels in enumerate(SCALEU_CHANNELS):
+            self.register_parameter(f"scaleu_b_{i}", nn.Parameter(torch.zeros(channels)))
+            self.register_parameter(f"scaleu_s_{i}", nn.Parameter(torch.zeros(1)))
+
+    def forward(self, index: int, h: torch.Tensor, hs: torch.Tensor):
+        """apply_scaleu with the parameters of output block `index` (0..11)."""
+        return apply_scaleu(h, hs, getattr(self, f"scaleu_b_{index}"), getattr(self, f"scaleu_s_{index}"))
