@@ -1,0 +1,160 @@
+"""Instance tokenizer (the official UniFusion position net): per-instance text + location -> 184 grounding tokens.
+
+Phrase embeddings (`positive_embeddings`, 768-d per instance) must be the CLIP ViT-L/14 text model's
+*pooled* output BEFORE the text projection: the final-LayerNorm hidden state at the EOS token
+(HF `CLIPModel.text_model(...).pooler_output`, not `get_text_features`), one caption per instance.
+
+Eval-mode only: the official forward also draws four `torch.rand(1)` from the global torch RNG for its
+training-time dropout and then ignores them in eval; we skip those draws, so the global RNG is untouched.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .convnext import ConvNeXtTiny
+from .errors import InstDiffError
+from .fourier import fourier_embed
+
+MAX_INSTANCES = 30
+TEXT_DIM = 768
+MID_DIM = 3072
+N_SCRIBBLE_POINTS = 20
+N_POLYGON_POINTS = 256
+SEG_SIZE = 512
+SEG_TOKENS = 64
+SEG_FEATURE_DIM = 3072
+NUM_TOKENS = 4 * MAX_INSTANCES + SEG_TOKENS  # 184
+
+# name -> (drop boxes, drop points, drop scribbles, drop masks = polygons + segs); the official test_*.yaml flags
+DROP_CONFIGS = {
+    "sd15": (False, False, True, False),
+    "box": (False, False, True, True),
+    "point": (True, False, True, True),
+    "scribble": (False, False, False, False),
+}
+
+
+def choose_drop_config(layout) -> str:
+    """Drop config matching the formats present in `layout` (callers may override it).
+
+    scribbles anywhere -> "scribble" (the only config that keeps scribbles); masks/polygons -> "sd15"
+    (keeps masks, the official default); boxes (with or without points) -> "box" (what the official README
+    runs its box demos with); points only -> "point" (drops boxes, which would be all zero).
+    """
+    instances = layout.instances
+    if any(inst.scribble is not None for inst in instances):
+        return "scribble"
+    if any(inst.mask is not None or inst.polygon is not None for inst in instances):
+        return "sd15"
+    if any(inst.box is not None for inst in instances):
+        return "box"
+    return "point"
+
+
+def _mlp(in_dim: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_dim, MID_DIM), nn.SiLU(), nn.Linear(MID_DIM, MID_DIM), nn.SiLU(), nn.Linear(MID_DIM, TEXT_DIM))
+
+
+class InstanceTokenizer(nn.Module):
+    """UniFusion: box/point/scribble/polygon tokens (30 each, text-conditioned) + 64 mask tokens from ConvNeXt-T."""
+
+    def __init__(self):
+        super().__init__()
+        box_dim, point_dim = 32 * 4, 32 * 2
+        scribble_dim, polygon_dim = 32 * 2 * N_SCRIBBLE_POINTS, 32 * 2 * N_POLYGON_POINTS
+        self.in_conv = nn.Conv2d(MAX_INSTANCES, 3, 3, 1, 1)
+        self.convnext_tiny_backbone = ConvNeXtTiny()
+        self.pos_embedding = nn.Parameter(torch.zeros(1, SEG_TOKENS, SEG_FEATURE_DIM))
+        self.linears_list = nn.ModuleList(
+            [_mlp(TEXT_DIM + d) for d in (box_dim, point_dim, scribble_dim, polygon_dim)] + [_mlp(SEG_FEATURE_DIM)]
+        )
+        self.null_positive_feature = nn.Parameter(torch.zeros(TEXT_DIM))
+        self.null_position_feature = nn.Parameter(torch.zeros(box_dim))
+        self.null_point_feature = nn.Parameter(torch.zeros(point_dim))
+        self.null_scribble_feature = nn.Parameter(torch.zeros(scribble_dim))
+        self.null_polygon_feature = nn.Parameter(torch.zeros(polygon_dim))
+        self.null_seg_feature = nn.Parameter(torch.zeros(SEG_FEATURE_DIM))
+
+    def load_official(self, sd: dict) -> None:
+        """Strictly load official position-net weights; keys with or without the `position_net.` prefix.
+
+        A whole-UNet state dict is accepted too: when any key has the prefix, only prefixed keys are used.
+        Raises InstDiffError listing missing, unexpected and wrong-shape keys.
+        """
+        prefix = "position_net."
+        if any(k.startswith(prefix) for k in sd):
+            sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+        own = self.state_dict()
+        missing = sorted(set(own) - set(sd))
+        unexpected = sorted(set(sd) - set(own))
+        wrong = sorted(
+            f"{k} {tuple(sd[k].shape)} (expected {tuple(own[k].shape)})"
+            for k in set(own) & set(sd)
+            if tuple(sd[k].shape) != tuple(own[k].shape)
+        )
+        if missing or unexpected or wrong:
+            parts = []
+            for title, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+                if keys:
+                    parts.append(f"{title} ({len(keys)}): " + ", ".join(keys[:20]) + (" ..." if len(keys) > 20 else ""))
+            raise InstDiffError(
+                "not an InstanceDiffusion position-net state dict: " + "; ".join(parts)
+                + ". Load the official instancediffusion_sd15.pth ('ema' or 'model' dict)."
+            )
+        self.load_state_dict(sd, strict=True)
+
+    def _seg_tokens(self, segs: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """(B,30,h,w) masks -> (B,64,3072) tokens: ConvNeXt features where present, null feature elsewhere, + pos."""
+        b = segs.shape[0]
+        tokens = self.null_seg_feature.view(1, 1, -1).expand(b, SEG_TOKENS, -1)
+        if bool(present.any()):
+            idx = present.nonzero()[:, 0]
+            x = F.interpolate(segs[idx], SEG_SIZE, mode="nearest")
+            feat = self.convnext_tiny_backbone(self.in_conv(x))
+            # raw reshape (B,768,8,8) -> (B,3072,64), as the official code does, then tokens first
+            feat = feat.reshape(len(idx), -1, SEG_TOKENS).permute(0, 2, 1)
+            tokens = tokens.clone()
+            tokens[idx] = feat
+        return tokens + self.pos_embedding
+
+    def forward(self, boxes, masks, positive_embeddings, scribbles, polygons, segs, points, drop: str = "sd15"):
+        """Official positional inputs (B,30,...) -> (objs (B,184,768), drop_box_mask).
+
+        Token order: 30 box, 30 point, 30 scribble, 30 polygon, 64 seg tokens. `drop` is a DROP_CONFIGS name.
+        `points` None -> box centres. `segs` may have any spatial size (nearest-resized to 512x512).
+        """
+        if drop not in DROP_CONFIGS:
+            raise InstDiffError(f"unknown drop config {drop!r}; use one of {sorted(DROP_CONFIGS)}")
+        drop_box, drop_point, drop_scribble, drop_masks = DROP_CONFIGS[drop]
+        if drop_box and drop_point and drop_scribble and drop_masks:
+            drop_box = False
+        dtype = self.null_positive_feature.dtype
+        boxes, masks, positive_embeddings, scribbles, polygons, segs = (
+            t.to(dtype) for t in (boxes, masks, positive_embeddings, scribbles, polygons, segs)
+        )
+        if points is None:
+            points = (boxes[:, :, :2] + boxes[:, :, 2:]) / 2.0
+        points = points.to(dtype)
+        m = masks.unsqueeze(-1)
+        zero = torch.zeros_like(m)
+
+        def masked(emb, keep, null):
+            return emb * keep + (1 - keep) * null.view(1, 1, -1)
+
+        text = masked(positive_embeddings, m, self.null_positive_feature)
+        box_keep = zero if drop_box else m
+        point_keep = zero if drop_point else m
+        scribble_keep = zero if drop_scribble else ((scribbles.sum(-1, keepdim=True) + m) > 0).to(dtype)
+        polygon_keep = zero if drop_masks else ((polygons.sum(-1, keepdim=True) + m) > 0).to(dtype)
+        layout = [
+            masked(fourier_embed(boxes), box_keep, self.null_position_feature),
+            masked(fourier_embed(points), point_keep, self.null_point_feature),
+            masked(fourier_embed(scribbles), scribble_keep, self.null_scribble_feature),
+            masked(fourier_embed(polygons), polygon_keep, self.null_polygon_feature),
+        ]
+        objs = [mlp(torch.cat([text, emb], dim=-1)) for mlp, emb in zip(self.linears_list, layout)]
+        seg_present = torch.zeros(segs.shape[0], dtype=torch.bool, device=segs.device)
+        if not drop_masks:
+            seg_present = segs.sum(dim=(1, 2, 3)) > 0
+        objs.append(self.linears_list[4](self._seg_tokens(segs, seg_present)))
+        return torch.cat(objs, dim=1), bool(drop_box and drop_masks)
