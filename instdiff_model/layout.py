@@ -1,0 +1,317 @@
+"""Instance layout: image size, global caption and up to 30 captioned instances, with a versioned JSON schema.
+
+JSON (schema "instdiff.layout", version 1), all coordinates in pixels of the width x height image:
+    {"schema": "instdiff.layout", "version": 1, "width": W, "height": H, "caption": "global prompt",
+     "instances": [{"caption": "...", "box": [x, y, w, h], "point": [x, y],
+                    "scribble": [[[x, y], ...], ...],          # strokes; a single stroke [[x, y], ...] is accepted
+                    "polygon": [[[x, y], ...], ...],           # rings (>= 3 vertices); a single ring is accepted
+                    "mask": {"size": [H, W], "counts": "..."}, # COCO RLE, compressed string or list of run lengths
+                    "color": "#rrggbb"}]}
+Every instance needs a caption and at least one of box / point / scribble / polygon / mask.
+Out-of-image policy: anything outside [0, W] x [0, H] (or a mask of another size) is refused with an
+InstDiffError naming the instance index, the field and the fix; nothing is clipped silently.
+"""
+import json
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import InstDiffError
+
+SCHEMA = "instdiff.layout"
+VERSION = 1
+MAX_INSTANCES = 30
+MAX_SIDE = 8192
+_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+_INSTANCE_KEYS = {"caption", "box", "point", "scribble", "polygon", "mask", "color"}
+_LAYOUT_KEYS = {"schema", "version", "width", "height", "caption", "instances"}
+
+
+def rle_decode(rle, height: int, width: int, where: str = "mask") -> np.ndarray:
+    """COCO RLE ({"size": [h, w], "counts": str | [int]}, column-major runs starting with 0s) -> (h, w) bool."""
+    if not isinstance(rle, dict) or "counts" not in rle or "size" not in rle:
+        raise InstDiffError(f'{where}: expected COCO RLE {{"size": [h, w], "counts": ...}}, got {_short(rle)}')
+    size = rle["size"]
+    if not (isinstance(size, list) and len(size) == 2 and all(_is_int(s) and s >= 0 for s in size)):
+        raise InstDiffError(f"{where}: RLE size must be [height, width] integers, got {_short(size)}")
+    if list(size) != [height, width]:
+        raise InstDiffError(
+            f"{where}: mask is {size[0]}x{size[1]} (HxW) but the image is {height}x{width}; resize the mask to the image size"
+        )
+    counts = rle["counts"]
+    if isinstance(counts, (bytes, str)):
+        counts = _counts_from_string(counts.decode("ascii", "replace") if isinstance(counts, bytes) else counts, where)
+    elif not (isinstance(counts, list) and all(_is_int(c) and c >= 0 for c in counts)):
+        raise InstDiffError(f"{where}: RLE counts must be a string or a list of non-negative integers")
+    if sum(counts) != height * width:
+        raise InstDiffError(
+            f"{where}: RLE run lengths sum to {sum(counts)}, expected height*width = {height * width}; re-encode the mask"
+        )
+    values = np.zeros(len(counts), dtype=bool)
+    values[1::2] = True
+    flat = np.repeat(values, np.asarray(counts, dtype=np.int64))
+    return flat.reshape(width, height).T.copy()
+
+
+def rle_encode(mask: np.ndarray) -> dict:
+    """(h, w) bool -> COCO compressed RLE {"size": [h, w], "counts": str}."""
+    h, w = mask.shape
+    flat = np.asarray(mask, dtype=bool).T.ravel()
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    bounds = np.concatenate([[0], change, [flat.size]])
+    counts = np.diff(bounds).tolist()
+    if flat.size and flat[0]:
+        counts = [0] + counts
+    return {"size": [h, w], "counts": _counts_to_string(counts)}
+
+
+def _counts_to_string(counts: list) -> str:
+    out = []
+    for i, x in enumerate(counts):
+        if i > 2:
+            x -= counts[i - 2]
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = (x != -1) if (c & 0x10) else (x != 0)
+            out.append(chr(c + 48 + (0x20 if more else 0)))
+    return "".join(out)
+
+
+def _counts_from_string(s: str, where: str) -> list:
+    counts, p = [], 0
+    while p < len(s):
+        x, k, more = 0, 0, True
+        while more:
+            if p >= len(s):
+                raise InstDiffError(f"{where}: truncated compressed RLE string")
+            c = ord(s[p]) - 48
+            if not 0 <= c < 64:
+                raise InstDiffError(f"{where}: invalid character {s[p]!r} in compressed RLE string")
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and (c & 0x10):
+                x |= -1 << (5 * k)
+        if len(counts) > 2:
+            x += counts[-2]
+        if x < 0:
+            raise InstDiffError(f"{where}: compressed RLE string decodes to a negative run length")
+        counts.append(x)
+    return counts
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v, where: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise InstDiffError(f"{where}: expected a number, got {_short(v)}")
+    try:
+        f = float(v)
+    except OverflowError:
+        f = math.inf
+    if not math.isfinite(f):
+        raise InstDiffError(f"{where}: expected a finite number, got {_short(v)}")
+    return f
+
+
+def _xy(v, where: str) -> tuple:
+    if not isinstance(v, (list, tuple)) or len(v) != 2:
+        raise InstDiffError(f"{where}: expected an [x, y] pair, got {_short(v)}")
+    return (_number(v[0], where), _number(v[1], where))
+
+
+def _xy_list(v, where: str) -> list:
+    if not isinstance(v, (list, tuple)) or not v:
+        raise InstDiffError(f"{where}: expected a non-empty list of [x, y] points, got {_short(v)}")
+    return [_xy(p, f"{where}[{j}]") for j, p in enumerate(v)]
+
+
+def _nested(v) -> bool:
+    """True for a list of lists of points (several strokes/rings), False for a single list of points."""
+    return isinstance(v, (list, tuple)) and bool(v) and isinstance(v[0], (list, tuple)) and bool(v[0]) \
+        and isinstance(v[0][0], (list, tuple))
+
+
+@dataclass(eq=False)
+class Instance:
+    """One instance: caption plus any of box [x, y, w, h], point (x, y), scribble strokes, polygon rings,
+    (H, W) bool mask, all in image pixels; optional display colour "#rrggbb"."""
+
+    caption: str
+    box: tuple | None = None
+    point: tuple | None = None
+    scribble: list | None = None
+    polygon: list | None = None
+    mask: np.ndarray | None = None
+    color: str | None = None
+
+    def to_dict(self) -> dict:
+        d = {"caption": self.caption}
+        if self.box is not None:
+            d["box"] = list(self.box)
+        if self.point is not None:
+            d["point"] = list(self.point)
+        if self.scribble is not None:
+            d["scribble"] = [[list(p) for p in s] for s in self.scribble]
+        if self.polygon is not None:
+            d["polygon"] = [[list(p) for p in r] for r in self.polygon]
+        if self.mask is not None:
+            d["mask"] = rle_encode(self.mask)
+        if self.color is not None:
+            d["color"] = self.color
+        return d
+
+
+@dataclass(eq=False)
+class Layout:
+    """Validated layout (validation and type normalisation run on construction; raises InstDiffError)."""
+
+    width: int
+    height: int
+    caption: str = ""
+    instances: list = field(default_factory=list)
+
+    def __post_init__(self):
+        if not (_is_int(self.width) and _is_int(self.height) and 0 < self.width <= MAX_SIDE and 0 < self.height <= MAX_SIDE):
+            raise InstDiffError(
+                f"layout width/height must be integers in 1..{MAX_SIDE}, got {_short(self.width)} x {_short(self.height)}"
+            )
+        if not isinstance(self.caption, str):
+            raise InstDiffError(f"layout caption must be a string, got {_short(self.caption)}")
+        if not isinstance(self.instances, (list, tuple)):
+            raise InstDiffError("layout instances must be a list")
+        self.instances = list(self.instances)
+        if len(self.instances) > MAX_INSTANCES:
+            extra = len(self.instances) - MAX_INSTANCES
+            raise InstDiffError(
+                f"InstanceDiffusion supports at most {MAX_INSTANCES} instances; remove {extra} "
+                f"(the layout has {len(self.instances)})"
+            )
+        for i, inst in enumerate(self.instances):
+            if not isinstance(inst, Instance):
+                raise InstDiffError(f"instance {i}: expected an Instance, got {_short(inst)}")
+            self._check(i, inst)
+
+    def _check(self, i: int, inst: Instance) -> None:
+        w, h = self.width, self.height
+        if not isinstance(inst.caption, str) or not inst.caption.strip():
+            raise InstDiffError(f"instance {i} caption: empty; give every instance a short description")
+
+        def inside(p, where):
+            if not (0 <= p[0] <= w and 0 <= p[1] <= h):
+                raise InstDiffError(
+                    f"instance {i} {where}: ({p[0]:g}, {p[1]:g}) lies outside the {w}x{h} image; "
+                    f"move it inside [0, {w}] x [0, {h}]"
+                )
+
+        if inst.box is not None:
+            if not isinstance(inst.box, (list, tuple)) or len(inst.box) != 4:
+                raise InstDiffError(f"instance {i} box: expected [x, y, width, height] in pixels, got {_short(inst.box)}")
+            x, y, bw, bh = (_number(v, f"instance {i} box") for v in inst.box)
+            if bw <= 0 or bh <= 0:
+                raise InstDiffError(
+                    f"instance {i} box: zero or negative area ({bw:g} x {bh:g}); give a positive width and height"
+                )
+            if x < 0 or y < 0 or x + bw > w or y + bh > h:
+                raise InstDiffError(
+                    f"instance {i} box: [{x:g}, {y:g}, {bw:g}, {bh:g}] (x, y, w, h) extends outside the {w}x{h} image; "
+                    f"shrink or move it so 0 <= x, 0 <= y, x+w <= {w}, y+h <= {h}"
+                )
+            inst.box = (x, y, bw, bh)
+        if inst.point is not None:
+            inst.point = _xy(inst.point, f"instance {i} point")
+            inside(inst.point, "point")
+        if inst.scribble is not None:
+            strokes = inst.scribble if _nested(inst.scribble) else [inst.scribble]
+            inst.scribble = [_xy_list(s, f"instance {i} scribble stroke {j}") for j, s in enumerate(strokes)]
+            for j, s in enumerate(inst.scribble):
+                for p in s:
+                    inside(p, f"scribble stroke {j}")
+        if inst.polygon is not None:
+            rings = inst.polygon if _nested(inst.polygon) else [inst.polygon]
+            inst.polygon = [_xy_list(r, f"instance {i} polygon ring {j}") for j, r in enumerate(rings)]
+            for j, r in enumerate(inst.polygon):
+                if len(r) < 3:
+                    raise InstDiffError(
+                        f"instance {i} polygon ring {j}: has {len(r)} point(s), a polygon needs at least 3; add vertices or remove it"
+                    )
+                for p in r:
+                    inside(p, f"polygon ring {j}")
+        if inst.mask is not None:
+            m = inst.mask
+            if isinstance(m, dict):
+                m = rle_decode(m, h, w, f"instance {i} mask")
+            if not isinstance(m, np.ndarray) or m.dtype.kind not in "biuf":
+                raise InstDiffError(
+                    f"instance {i} mask: expected a COCO RLE object or a 2-D bool/number array, got {_short(m)}"
+                )
+            if m.ndim != 2:
+                raise InstDiffError(f"instance {i} mask: expected a 2-D array, got shape {m.shape}")
+            if m.shape != (h, w):
+                raise InstDiffError(
+                    f"instance {i} mask: size {m.shape[0]}x{m.shape[1]} (HxW) differs from the image {h}x{w}; "
+                    "resize the mask to the image size"
+                )
+            m = m != 0
+            if not m.any():
+                raise InstDiffError(f"instance {i} mask: empty (all zero); paint the instance or remove the mask")
+            inst.mask = m
+        if inst.color is not None and not (isinstance(inst.color, str) and _COLOR.fullmatch(inst.color)):
+            raise InstDiffError(f"instance {i} color: expected '#rrggbb', got {_short(inst.color)}")
+        if all(v is None for v in (inst.box, inst.point, inst.scribble, inst.polygon, inst.mask)):
+            raise InstDiffError(
+                f"instance {i} ({inst.caption!r}): no location; give a box, point, scribble, polygon or mask"
+            )
+
+    @classmethod
+    def from_json(cls, data) -> "Layout":
+        """Parse a JSON string or an already-decoded dict; any problem raises InstDiffError."""
+        if isinstance(data, (str, bytes)):
+            try:
+                data = json.loads(data)
+            except (ValueError, RecursionError) as exc:
+                raise InstDiffError(f"layout is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise InstDiffError(f'layout must be a JSON object with "schema": "{SCHEMA}", got {_short(data)}')
+        if data.get("schema") != SCHEMA:
+            raise InstDiffError(f'layout "schema" must be "{SCHEMA}", got {_short(data.get("schema"))}')
+        if data.get("version") != VERSION or not _is_int(data.get("version")):
+            raise InstDiffError(
+                f"unknown layout schema version {_short(data.get('version'))}; this build reads version {VERSION}"
+            )
+        unknown = sorted(str(k) for k in data if k not in _LAYOUT_KEYS)
+        if unknown:
+            raise InstDiffError(f"layout: unknown field(s) {unknown}; allowed: {sorted(_LAYOUT_KEYS)}")
+        raw = data.get("instances", [])
+        if not isinstance(raw, list):
+            raise InstDiffError("layout instances must be a list of objects")
+        instances = []
+        for i, item in enumerate(raw):
+            if not isinstance(item, dict):
+                raise InstDiffError(f"instance {i}: expected an object, got {_short(item)}")
+            unknown = sorted(str(k) for k in item if k not in _INSTANCE_KEYS)
+            if unknown:
+                raise InstDiffError(f"instance {i}: unknown field(s) {unknown}; allowed: {sorted(_INSTANCE_KEYS)}")
+            instances.append(Instance(**{"caption": "", **item}))
+        return cls(width=data.get("width"), height=data.get("height"), caption=data.get("caption", ""), instances=instances)
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": SCHEMA, "version": VERSION, "width": self.width, "height": self.height,
+            "caption": self.caption, "instances": [inst.to_dict() for inst in self.instances],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
