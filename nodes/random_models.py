@@ -1,0 +1,75 @@
+"""Seeded random-weight SD1.5 stand-ins (full size or tiny) built with the host's own classes, for tests and the demo."""
+import torch
+
+import comfy.model_management
+import comfy.model_patcher
+import comfy.sd
+import comfy.supported_models
+
+
+def sd15_unet_config(model_channels: int = 320) -> dict:
+    """The unet_config the host's detection produces for SD1.5, with a chosen base width (multiple of 32)."""
+    return {
+        "use_checkpoint": False, "image_size": 32, "out_channels": 4, "use_spatial_transformer": True,
+        "legacy": False, "adm_in_channels": None, "in_channels": 4, "model_channels": model_channels,
+        "num_res_blocks": [2, 2, 2, 2], "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0],
+        "channel_mult": [1, 2, 4, 4], "transformer_depth_middle": 1, "use_linear_in_transformer": False,
+        "context_dim": 768, "num_heads": 8, "num_head_channels": -1, "transformer_depth_output": [1] * 9 + [0] * 3,
+        "use_temporal_resblock": False, "use_temporal_attention": False,
+    }
+
+
+@torch.no_grad()
+def randomize_(module: torch.nn.Module, seed: int) -> None:
+    """Fill every parameter and float buffer: randn*0.02 for matrices, 1 for norm weights, 0 for biases."""
+    g = torch.Generator().manual_seed(seed)
+    for name, t in list(module.named_parameters()) + list(module.named_buffers()):
+        if not t.is_floating_point():
+            continue
+        if t.dim() >= 2:
+            t.copy_(torch.randn(t.shape, generator=g, dtype=torch.float32) * 0.02)
+        elif name.endswith("bias"):
+            t.zero_()
+        elif name.endswith("weight"):
+            t.fill_(1.0)
+        else:
+            t.copy_(torch.randn(t.shape, generator=g, dtype=torch.float32) * 0.02)
+
+
+def random_sd15_model(seed: int, model_channels: int = 320):
+    """A ModelPatcher around an SD1.5-config UNet with seeded random weights (detection skipped)."""
+    config = comfy.supported_models.SD15(sd15_unet_config(model_channels))
+    base = config.get_model({})
+    randomize_(base.diffusion_model, seed)
+    return comfy.model_patcher.ModelPatcher(
+        base, load_device=comfy.model_management.get_torch_device(),
+        offload_device=comfy.model_management.unet_offload_device())
+
+
+def random_clip(seed: int):
+    """A full-size CLIP-L text encoder (SD1 CLIP object) with seeded random weights."""
+    clip = comfy.sd.CLIP(target=comfy.supported_models.SD15(sd15_unet_config()).clip_target())
+    randomize_(clip.cond_stage_model, seed + 1)
+    return clip
+
+
+def random_vae(seed: int, tiny: bool = True):
+    """A random VAE: the small TAESD architecture (fast) or the standard SD KL-f8 autoencoder."""
+    if tiny:
+        import comfy.taesd.taesd
+        shapes = comfy.taesd.taesd.TAESD().state_dict()
+    else:
+        shapes = comfy.sd.VAE(sd={}).first_stage_model.state_dict()
+    g = torch.Generator().manual_seed(seed + 2)
+    # fan-in scaled so the random decoder produces visible (non-constant) images
+    sd = {k: (torch.randn(v.shape, generator=g) / max(1, v[0].numel()) ** 0.5 if v.dim() >= 2 else
+              torch.zeros_like(v) if k.endswith("bias") else torch.ones_like(v)) for k, v in shapes.items()}
+    return comfy.sd.VAE(sd=sd)
+
+
+def write_random_checkpoint(path: str, seed: int) -> None:
+    """Write a full-size SD1.5-layout checkpoint (UNet + CLIP-L + VAE, fp16) the host's loader detects as SD1.5."""
+    model = random_sd15_model(seed)
+    sd = model.model.state_dict_for_saving(random_clip(seed).get_sd(), random_vae(seed, tiny=False).get_sd(), None)
+    sd = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
+    comfy.utils.save_torch_file(sd, path, metadata={"instdiff_random_standin": f"seed={seed}"})

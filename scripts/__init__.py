@@ -1,0 +1,1 @@
+"""Developer tooling: host set-up helpers, headless execution, fixtures, demo."""

@@ -1,0 +1,17 @@
+"""Shared pytest fixtures: the repo on sys.path and one host server per session."""
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+@pytest.fixture(scope="session")
+def host():
+    """A running host with this pack and its test-only nodes."""
+    from scripts.headless import HostServer
+    with HostServer(extra_env={"INSTDIFF_TEST_NODES": "1"}) as server:
+        yield server
