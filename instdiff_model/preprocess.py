@@ -3,9 +3,15 @@ import random
 from collections import deque
 
 import numpy as np
+import torch
+
+from .errors import InstDiffError
 
 N_SCRIBBLE_POINTS = 20
 N_POLYGON_POINTS = 256
+MAX_INSTANCES = 30
+TEXT_DIM = 768
+SEG_SIZE = 512
 
 # marching-squares segments per square case (bit 1 ul, 2 ur, 4 ll, 8 lr above level), low values
 # fully connected, lower values on the left of each segment: lists of (from, to) edge names
@@ -117,18 +123,17 @@ def _sort_by_norm(points: np.ndarray, center) -> np.ndarray:
     return points[np.argsort(dist, kind="stable")]
 
 
-def inside_points(mask: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+def inside_points(mask: np.ndarray, k: int, rng: random.Random) -> np.ndarray:
     """Official sample_uniform_sparse_points: (k, 2) (x, y) interior points of pixels == 1.
 
     >= k pixels: row-major foreground pixels stably sorted by distance to their centroid, element
-    i*L + L//2 with L = count // k. Fewer: k Python `random.choice` draws after `random.seed(seed)`
-    (a local random.Random(seed); global state untouched). No pixel: empty (0, 2).
+    i*L + L//2 with L = count // k. Fewer: k `rng.choice` draws (the official code uses the global
+    `random`; random.Random(s) reproduces `random.seed(s)`). No pixel: empty (0, 2).
     """
     fg = np.argwhere(np.asarray(mask) == 1)
     if len(fg) == 0:
         return np.zeros((0, 2), dtype=np.int64)
     if len(fg) < k:
-        rng = random.Random(seed)
         picked = [fg[rng.choice(range(len(fg)))] for _ in range(k)]
         return np.array(picked)[:, ::-1]
     ordered = _sort_by_norm(fg, fg.mean(axis=0))
@@ -136,7 +141,7 @@ def inside_points(mask: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
     return ordered[np.arange(k) * step + step // 2][:, ::-1]
 
 
-def polygon_points(mask: np.ndarray, k: int = N_POLYGON_POINTS, seed: int = 0):
+def polygon_points(mask: np.ndarray, rng: random.Random, k: int = N_POLYGON_POINTS):
     """Official sample_sparse_points_from_mask(mask, k): k//2 boundary + k - k//2 interior points, flat
     [x, y, ...] in pixels of the padded frame, stably sorted by distance to (0, 0); None if no contour."""
     boundary = boundary_points(mask)
@@ -144,21 +149,22 @@ def polygon_points(mask: np.ndarray, k: int = N_POLYGON_POINTS, seed: int = 0):
         return None
     idx = [int(i) for i in np.linspace(0, len(boundary) - 1, k // 2)]
     sampled = boundary[idx]
-    inner = inside_points(mask, k - len(sampled), seed).astype(np.float64)
+    inner = inside_points(mask, k - len(sampled), rng).astype(np.float64)
     points = np.concatenate([inner, sampled]) if len(inner) else sampled
     return _sort_by_norm(points, (0, 0)).ravel()
 
 
-def scribble_points(mask: np.ndarray, k: int = N_SCRIBBLE_POINTS, seed: int = 0) -> np.ndarray:
-    """Official sample_random_points_from_mask(mask, k) after np.random.seed(seed): flat [x, y, ...].
+def scribble_points(mask: np.ndarray, rng: np.random.RandomState, k: int = N_SCRIBBLE_POINTS) -> np.ndarray:
+    """Official sample_random_points_from_mask(mask, k): flat [x, y, ...].
 
-    k non-zero pixels drawn by the legacy RandomState(seed).choice (with replacement only if fewer than k),
+    k non-zero pixels drawn by legacy `rng.choice` (the official code uses the global np.random;
+    RandomState(s) reproduces `np.random.seed(s)`; with replacement only if fewer than k pixels),
     stably sorted by distance of (row, col) to (0, 0); all zeros for an empty mask.
     """
     fg = np.argwhere(np.asarray(mask) != 0)
     if len(fg) == 0:
         return np.zeros(2 * k)
-    picked = fg[np.random.RandomState(seed).choice(len(fg), k, replace=len(fg) < k)]
+    picked = fg[rng.choice(len(fg), k, replace=len(fg) < k)]
     return _sort_by_norm(picked, (0, 0))[:, ::-1].astype(np.float64).ravel()
 
 
@@ -209,3 +215,109 @@ def resize_nearest(mask: np.ndarray, size: int = 512) -> np.ndarray:
     rows = np.minimum(((np.arange(size) + 0.5) * h / size).astype(np.int64), h - 1)
     cols = np.minimum(((np.arange(size) + 0.5) * w / size).astype(np.int64), w - 1)
     return mask[rows[:, None], cols[None, :]]
+
+
+def rasterize_polygon(rings, height: int, width: int) -> np.ndarray:
+    """(H, W) bool union of the rings, each filled even-odd at pixel centres (x + 0.5, y + 0.5).
+
+    Stand-in for pycocotools' polygon rasteriser (COCO merges rings by union); not bit-identical to it.
+    """
+    out = np.zeros((height, width), dtype=bool)
+    ys = np.arange(height) + 0.5
+    xs = np.arange(width) + 0.5
+    for ring in rings:
+        pts = np.asarray(ring, dtype=np.float64)
+        x0, y0 = pts[:, 0], pts[:, 1]
+        x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+        inside = np.zeros((height, width), dtype=bool)
+        for ax, ay, bx, by in zip(x0, y0, x1, y1):
+            if ay == by:
+                continue
+            rows = (ys >= min(ay, by)) & (ys < max(ay, by))
+            cross = ax + (ys[rows] - ay) * (bx - ax) / (by - ay)
+            inside[rows] ^= xs[None, :] < cross[:, None]
+        out |= inside
+    return out
+
+
+def instance_mask(inst, height: int, width: int):
+    """The instance's mask (bool (H, W)): its mask, else its rasterised polygon, else None."""
+    if inst.mask is not None:
+        return inst.mask
+    if inst.polygon is not None:
+        return rasterize_polygon(inst.polygon, height, width)
+    return None
+
+
+def _box_xyxy(inst, width: int, height: int) -> list:
+    """Normalised box: the given box, else the extent of the mask / polygon / scribble, else zeros
+    (a point-only instance, as in the official inference.py)."""
+    if inst.box is not None:
+        return rescale_box(inst.box, width, height)
+    if inst.mask is not None:
+        rows, cols = np.nonzero(inst.mask)
+        return [cols.min() / width, rows.min() / height, (cols.max() + 1) / width, (rows.max() + 1) / height]
+    for shapes in (inst.polygon, inst.scribble):
+        if shapes is not None:
+            pts = np.concatenate([np.asarray(s, dtype=np.float64) for s in shapes])
+            return [pts[:, 0].min() / width, pts[:, 1].min() / height, pts[:, 0].max() / width, pts[:, 1].max() / height]
+    return [0.0, 0.0, 0.0, 0.0]
+
+
+def null_grounding_inputs(batch: int = 1) -> dict:
+    """All-zero grounding inputs (the official get_null_input, used for the unconditional CFG pass)."""
+    n = MAX_INSTANCES
+    return {
+        "boxes": torch.zeros(batch, n, 4),
+        "masks": torch.zeros(batch, n),
+        "positive_embeddings": torch.zeros(batch, n, TEXT_DIM),
+        "scribbles": torch.zeros(batch, n, 2 * N_SCRIBBLE_POINTS),
+        "polygons": torch.zeros(batch, n, 2 * N_POLYGON_POINTS),
+        "segs": torch.zeros(batch, n, SEG_SIZE, SEG_SIZE),
+        "points": torch.zeros(batch, n, 2),
+    }
+
+
+def layout_to_grounding_inputs(layout, phrase_embeddings: torch.Tensor, seed: int = 0) -> dict:
+    """Layout + (n, 768) phrase embeddings -> official-name float32 tensors with batch 1 (see tokenizer).
+
+    Per slot i (layout order; zeros after the last instance), following the official inference.py but
+    keeping masks (which inference.py discards by a bug):
+      boxes      rescale_box(box) / mask, polygon or scribble extent / zeros for point-only instances
+      points     given point / (W, H), else the box centre
+      scribbles  user strokes (concatenated) / (W, H) through reorder_scribbles; else 20 points sampled from
+                 the mask (legacy np RandomState(seed), one stream over the slots); else zeros
+      polygons   sample_sparse_points_from_mask on the mask at image size (Python random.Random(seed) for
+                 masks under 128 pixels) / (W, H), capped at 1; else zeros
+      segs       the mask nearest-resized to 512x512 (PIL NEAREST rule, see resize_nearest); else zeros
+    The mask is the instance mask, or its polygon rasterised (rasterize_polygon). No global RNG is used.
+    """
+    n = len(layout.instances)
+    emb = torch.as_tensor(phrase_embeddings)
+    if emb.ndim != 2 or emb.shape[0] != n or emb.shape[1] != TEXT_DIM:
+        raise InstDiffError(
+            f"phrase_embeddings must have shape ({n}, {TEXT_DIM}) (one CLIP-L pooled text feature per instance), "
+            f"got {tuple(emb.shape)}"
+        )
+    w, h = layout.width, layout.height
+    out = null_grounding_inputs(1)
+    np_rng, py_rng = np.random.RandomState(seed), random.Random(seed)
+    for i, inst in enumerate(layout.instances):
+        mask = instance_mask(inst, h, w)
+        box = _box_xyxy(inst, w, h)
+        out["masks"][0, i] = 1.0
+        out["positive_embeddings"][0, i] = emb[i].float()
+        out["boxes"][0, i] = torch.tensor(box)
+        point = [inst.point[0] / w, inst.point[1] / h] if inst.point is not None else point_from_box(box)
+        out["points"][0, i] = torch.tensor(point)
+        if inst.scribble is not None:
+            user = np.concatenate([np.asarray(s, dtype=np.float64) for s in inst.scribble]) / [w, h]
+            out["scribbles"][0, i] = torch.from_numpy(reorder_scribble(user).ravel())
+        elif mask is not None:
+            out["scribbles"][0, i] = torch.from_numpy(normalise_points(scribble_points(mask, np_rng), w, h))
+        if mask is not None and mask.any():
+            poly = polygon_points(mask.astype(np.uint8), py_rng)
+            if poly is not None:
+                out["polygons"][0, i] = torch.from_numpy(normalise_points(poly, w, h))
+            out["segs"][0, i] = torch.from_numpy(resize_nearest(mask, SEG_SIZE).astype(np.float32))
+    return out
