@@ -1,4 +1,5 @@
 """Safe, lazy reading of InstanceDiffusion weights (official .pth, our safetensors, logtd split files)."""
+import _compat_pickle
 import collections
 import json
 import pickle
@@ -30,7 +31,7 @@ _DANGEROUS_MODULES = {
     "os", "posix", "nt", "subprocess", "sys", "shutil", "socket", "importlib", "runpy", "pty", "commands",
     "webbrowser", "ctypes", "multiprocessing", "signal", "code", "codeop", "pdb", "bdb", "timeit", "pickle",
     "_pickle", "marshal", "io", "_io", "pathlib", "tempfile", "glob", "asyncio", "threading", "_thread",
-    "platform", "popen2", "operator", "functools", "types", "eval", "exec", "__builtin__", "_posixsubprocess",
+    "platform", "popen2", "operator", "functools", "types", "_posixsubprocess",
     "urllib", "http", "requests", "ftplib", "smtplib", "telnetlib", "zipimport", "site", "ensurepip", "venv",
 }
 _CHUNK = 16 << 20
@@ -106,6 +107,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
         self.placeholders = {}
 
     def find_class(self, module, name):
+        # protocol-2 pickles name Python 2 modules (__builtin__, commands, ...): map them as pickle itself does
+        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         if (module, name) in _ALLOWED:
             return _ALLOWED[(module, name)]
         if module == "builtins" and name in _SAFE_BUILTINS:

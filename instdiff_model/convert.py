@@ -30,8 +30,8 @@ def convert(inputs, output, weights: str = DEFAULT_WEIGHTS, dtype: str = "fp16",
     tmp = f"{output}.tmp"
     save_file({k: v.contiguous() for k, v in sd.items()}, tmp, metadata=metadata)
     os.replace(tmp, output)
-    return {"keys": len(sd), "parameters": sum(v.numel() for v in sd.values()), "bytes": os.path.getsize(output),
-            **metadata}
+    return {**metadata, "keys": len(sd), "parameters": sum(v.numel() for v in sd.values()),
+            "bytes": os.path.getsize(output)}
 
 
 def main(argv=None) -> int:
