@@ -16,15 +16,8 @@ from safetensors.torch import save_file
 from instdiff_model.checkpoint import expected_spec, read_weights, validate
 from instdiff_model.convert import convert, main
 from instdiff_model.errors import InstDiffError
-
-try:
-    from refpaths import vectors_dir
-except ImportError:  # tests/refpaths.py not written yet: same default
-    from pathlib import Path
-
-    def vectors_dir():
-        default = Path(__file__).resolve().parents[2] / "shared" / "reference" / "vectors"
-        return Path(os.environ.get("INSTDIFF_REFERENCE_VECTORS", default))
+from instdiff_model.model import InstanceDiffusionModel
+from refpaths import vectors_dir
 
 BASE_KEYS = {"input_blocks.0.0.weight": (4, 4, 3, 3), "time_embed.0.weight": (5, 3), "out.0.bias": (4,)}
 
@@ -130,6 +123,9 @@ def test_convert_cli_on_official_spec(tmp_path):
     assert "513 tensors" in result.stdout and "fp16" in result.stdout
     back = read_weights(tmp_path / "small.safetensors")
     assert back["scaleu_s_3"].dtype == torch.float16 and float(back["scaleu_s_3"]) == 0.5
+    model = InstanceDiffusionModel.from_file(tmp_path / "small.safetensors", dtype=torch.float32)
+    assert model.scaleu.scaleu_s_3.dtype == torch.float32 and float(model.scaleu.scaleu_s_3) == 0.5
+    assert not model.fusers[15].linear.weight.any() and model.position_net.pos_embedding.shape == (1, 64, 3072)
 
 
 def test_comfy_prefixed_safetensors(tmp_path, spec):

@@ -8,19 +8,7 @@ from safetensors.torch import load_file
 from instdiff_model.blocks import FUSER_BLOCKS, fuser_prefix
 from instdiff_model.formula import fill_module
 from instdiff_model.fuser import GatedSelfAttentionDense
-try:
-    from refpaths import unet_dir, vectors_dir
-except ImportError:  # tests/refpaths.py not written yet: same defaults
-    import os
-    from pathlib import Path
-
-    _REF = Path(__file__).resolve().parents[2] / "shared" / "reference"
-
-    def vectors_dir():
-        return Path(os.environ.get("INSTDIFF_REFERENCE_VECTORS", _REF / "vectors"))
-
-    def unet_dir():
-        return Path(os.environ.get("INSTDIFF_REFERENCE_UNET", _REF / "unet"))
+from refpaths import unet_dir, vectors_dir
 
 
 def _fuser(channels, prefix, salt=""):
