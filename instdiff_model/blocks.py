@@ -24,7 +24,6 @@ FUSER_BLOCKS = (
 SCALEU_CHANNELS = (1280,) * 7 + (640,) * 3 + (320,) * 2
 
 CONTEXT_DIM = 768
-N_HEADS = 8
 
 
 def fuser_prefix(index: int) -> str:

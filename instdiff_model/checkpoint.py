@@ -1,5 +1,6 @@
 """Safe, lazy reading of InstanceDiffusion weights (official .pth, our safetensors, logtd split files)."""
 import _compat_pickle
+import builtins
 import collections
 import json
 import pickle
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from safetensors import safe_open
 
-from .blocks import FUSER_BLOCKS, fuser_and_scaleu_spec, fuser_prefix
+from .blocks import fuser_and_scaleu_spec, fuser_prefix
 from .errors import InstDiffError
 
 # The official loader (utils/checkpoint.py load_model_ckpt) loads ckpt['ema'] strictly, ckpt['model'] as fallback.
@@ -24,8 +25,8 @@ _STORAGE_DTYPES = {
     "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
     "BoolStorage": torch.bool, "ComplexFloatStorage": torch.complex64, "ComplexDoubleStorage": torch.complex128,
 }
-_SAFE_BUILTINS = {"dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "bool", "str", "bytes",
-                  "bytearray", "slice"}
+_SAFE_BUILTINS = {name: getattr(builtins, name) for name in (
+    "dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "bool", "str", "bytes", "bytearray", "slice")}
 # Globals from these modules would run code when called; a file naming any of them is refused outright.
 _DANGEROUS_MODULES = {
     "os", "posix", "nt", "subprocess", "sys", "shutil", "socket", "importlib", "runpy", "pty", "commands",
@@ -113,9 +114,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if (module, name) in _ALLOWED:
             return _ALLOWED[(module, name)]
         if module == "builtins" and name in _SAFE_BUILTINS:
-            return {"dict": dict, "list": list, "tuple": tuple, "set": set, "frozenset": frozenset, "int": int,
-                    "float": float, "complex": complex, "bool": bool, "str": str, "bytes": bytes,
-                    "bytearray": bytearray, "slice": slice}[name]
+            return _SAFE_BUILTINS[name]
         if module == "torch" and name in _STORAGE_DTYPES:
             return _STORAGE_DTYPES[name]
         if module.split(".")[0] in _DANGEROUS_MODULES or module == "builtins":
