@@ -1,5 +1,6 @@
 """Check this implementation against a reference-vector folder: `python -m instdiff_model.verify DIR`."""
 import json
+import random
 import re
 import sys
 from pathlib import Path
@@ -127,14 +128,14 @@ def check_preprocess(meta, tensors, ctx) -> float:
         h, w = mask.shape
         py_seed = info["python_random_seed_before_polygon_sampling"]
         np_seed = info["np_random_seed_before_scribble_sampling"]
-        poly = P.polygon_points(mask, P.random.Random(py_seed))
+        poly = P.polygon_points(mask, random.Random(py_seed))
         poly = np.zeros(2 * P.N_POLYGON_POINTS) if poly is None else poly
         scrib = P.scribble_points(mask, np.random.RandomState(np_seed))
         outputs = {
             "polygons_raw": poly,
             "polygons_norm": P.normalise_points(poly, w, h),
             "boundary_concat": P.boundary_points(mask).ravel(),
-            "inside_points_k128": P.inside_points(mask, 128, P.random.Random(py_seed)).astype(np.float64).ravel(),
+            "inside_points_k128": P.inside_points(mask, 128, random.Random(py_seed)).astype(np.float64).ravel(),
             "scribbles_raw": scrib,
             "scribbles_norm": P.normalise_points(scrib, w, h),
         }

@@ -40,7 +40,7 @@ def _drop_name(flags):
 
 def test_state_dict_keys_and_shapes_equal_official():
     sd = InstanceTokenizer().state_dict()
-    official = {k[len("position_net."):]: eval(shape) for k, shape, _ in OFFICIAL}
+    official = {k[len("position_net."):]: json.loads(shape) for k, shape, _ in OFFICIAL}
     assert len(official) == 217
     assert {k: list(v.shape) for k, v in sd.items()} == official
 
