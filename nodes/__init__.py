@@ -10,6 +10,11 @@ def _register(module):
     NODE_DISPLAY_NAME_MAPPINGS.update(module.NODE_DISPLAY_NAME_MAPPINGS)
 
 
+from . import apply, layout, loader, preview, sampler, tokenizer  # noqa: E402
+
+for _family in (loader, layout, tokenizer, apply, sampler, preview):
+    _register(_family)
+
 if os.environ.get("INSTDIFF_TEST_NODES") == "1":
     from . import test_fixtures
     _register(test_fixtures)

@@ -5,6 +5,8 @@ import comfy.model_management
 import comfy.model_patcher
 import comfy.sd
 import comfy.supported_models
+import comfy.taesd.taesd
+import comfy.utils
 
 
 def sd15_unet_config(model_channels: int = 320) -> dict:
@@ -56,7 +58,6 @@ def random_clip(seed: int):
 def random_vae(seed: int, tiny: bool = True):
     """A random VAE: the small TAESD architecture (fast) or the standard SD KL-f8 autoencoder."""
     if tiny:
-        import comfy.taesd.taesd
         shapes = comfy.taesd.taesd.TAESD().state_dict()
     else:
         shapes = comfy.sd.VAE(sd={}).first_stage_model.state_dict()

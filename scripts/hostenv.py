@@ -25,6 +25,7 @@ def import_host():
         sys.path.insert(0, host)
     import comfy.cli_args
     comfy.cli_args.args.cpu = True
+    comfy.cli_args.args.use_pytorch_cross_attention = True  # as the test host server runs
     import torch
     torch.set_grad_enabled(False)
     import comfy.model_management  # noqa: F401  (reads args.cpu)

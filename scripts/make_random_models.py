@@ -15,20 +15,22 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--force", action="store_true")
     args = ap.parse_args()
-    pack = import_pack()
+    import_pack()
+    import importlib
+    random_models = importlib.import_module("comfyui_instancediffusion.nodes.random_models")
     models = host_dir() / "models"
     ckpt = models / "checkpoints" / CHECKPOINT
     if args.force or not ckpt.exists():
         print(f"[fixtures] writing {ckpt} (full-size SD1.5 layout, random weights, ~2 GB)", flush=True)
         tmp = ckpt.with_suffix(".partial")
-        pack.nodes.random_models.write_random_checkpoint(str(tmp), args.seed)
+        random_models.write_random_checkpoint(str(tmp), args.seed)
         tmp.rename(ckpt)
     idf = models / "instancediffusion" / INSTDIFF
-    if (args.force or not idf.exists()) and hasattr(pack.nodes.random_models, "write_random_instancediffusion"):
+    if (args.force or not idf.exists()) and hasattr(random_models, "write_random_instancediffusion"):
         idf.parent.mkdir(parents=True, exist_ok=True)
         print(f"[fixtures] writing {idf} (official keys and shapes, random weights)", flush=True)
         tmp = idf.with_suffix(".partial")
-        pack.nodes.random_models.write_random_instancediffusion(str(tmp), args.seed)
+        random_models.write_random_instancediffusion(str(tmp), args.seed)
         tmp.rename(idf)
     print(f"[fixtures] ready in {models}")
 

@@ -15,3 +15,10 @@ def host():
     from scripts.headless import HostServer
     with HostServer(extra_env={"INSTDIFF_TEST_NODES": "1"}) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def pack():
+    """This pack imported in-process on the host's modules (CPU, pytorch attention, grad off)."""
+    from scripts.hostenv import import_pack
+    return import_pack()

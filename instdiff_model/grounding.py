@@ -1,0 +1,113 @@
+"""Grounding of a sampling run: the instance tokens per latent frame, their null tokens, and instance regions."""
+from dataclasses import dataclass, field
+
+import torch
+
+from .errors import InstDiffError
+from .masked_attention import box_regions
+from .preprocess import instance_mask, layout_to_grounding_inputs, null_grounding_inputs
+
+
+@dataclass(eq=False)
+class Grounding:
+    """tokens (F,184,768) per layout frame; null_tokens (1,184,768); regions (F,30,H,W) bool; present (F,30)."""
+
+    tokens: torch.Tensor
+    null_tokens: torch.Tensor
+    regions: torch.Tensor
+    present: torch.Tensor
+    drop: str
+    layouts: list = field(default_factory=list)
+    phrase_embeddings: list = field(default_factory=list)
+    instance_conds: list = field(default_factory=list)  # per instance: its caption's text cond (MIS prompts)
+    seed: int = 0  # of the random point sampling from masks
+
+    @property
+    def frames(self) -> int:
+        return self.tokens.shape[0]
+
+    def _frames_for(self, per: int) -> torch.Tensor:
+        """Frame index of each of `per` latents: one layout for all, or one layout per latent."""
+        if self.frames == 1:
+            return torch.zeros(per, dtype=torch.long)
+        if self.frames == per:
+            return torch.arange(per)
+        raise InstDiffError(
+            f"the layout has {self.frames} frames but the latent batch has {per} images; "
+            f"give one layout for all images or exactly one layout per image"
+        )
+
+    def batch_tokens(self, cond: bool, per: int) -> torch.Tensor:
+        """(per,184,768): each latent's frame tokens (cond) or the null tokens (uncond)."""
+        if not cond:
+            return self.null_tokens.expand(per, -1, -1)
+        return self.tokens[self._frames_for(per)]
+
+    def batch_regions(self, cond: bool, per: int) -> tuple:
+        """(regions (per,30,H,W), present (per,30)) for masked attention; no regions for uncond."""
+        if not cond:
+            return torch.zeros((per,) + tuple(self.regions.shape[1:]), dtype=torch.bool), \
+                torch.zeros(per, self.present.shape[1], dtype=torch.bool)
+        idx = self._frames_for(per)
+        return self.regions[idx], self.present[idx]
+
+
+def instance_regions(layout, inputs: dict) -> tuple:
+    """(30,H,W) bool regions at image size: the instance mask (or polygon), else its box; present (30,)."""
+    h, w = layout.height, layout.width
+    regions = box_regions(inputs["boxes"], h, w)[0].clone()
+    for i, inst in enumerate(layout.instances):
+        mask = instance_mask(inst, h, w)
+        if mask is not None:
+            regions[i] = torch.from_numpy(mask.astype(bool))
+    present = inputs["masks"][0].bool()
+    return regions & present[:, None, None], present
+
+
+@torch.no_grad()
+def build_grounding(tokenizer, layouts: list, phrase_embeddings: list, drop: str, seed: int = 0) -> Grounding:
+    """Run the instance tokenizer once per layout frame and once for the null input."""
+    if not layouts:
+        raise InstDiffError("the layout list is empty; connect an InstanceDiffusion layout")
+    sizes = {(l.width, l.height) for l in layouts}
+    if len(sizes) > 1:
+        raise InstDiffError(f"all layout frames must have the same size, got {sorted(sizes)}")
+    param = next(tokenizer.parameters())
+    tokens, regions, present = [], [], []
+    for layout, emb in zip(layouts, phrase_embeddings):
+        inputs = layout_to_grounding_inputs(layout, emb, seed)
+        batch = {k: v.to(param.device) for k, v in inputs.items()}
+        tokens.append(tokenizer(**batch, drop=drop)[0].float().cpu())
+        r, p = instance_regions(layout, inputs)
+        regions.append(r)
+        present.append(p)
+    null = {k: v.to(param.device) for k, v in null_grounding_inputs(1).items()}
+    null_tokens = tokenizer(**null, drop=drop)[0].float().cpu()
+    return Grounding(torch.cat(tokens), null_tokens, torch.stack(regions), torch.stack(present), drop,
+                     list(layouts), list(phrase_embeddings), seed=seed)
+
+
+def single_instance_layout(layout, index: int):
+    """The layout with only instance `index`, in the first slot (an MIS trajectory's layout)."""
+    return type(layout)(width=layout.width, height=layout.height, caption=layout.instances[index].caption,
+                        instances=[layout.instances[index]])
+
+
+@torch.no_grad()
+def mis_grounding(tokenizer, grounding: Grounding, per: int) -> Grounding:
+    """Grounding for T = n+1 trajectories x `per` latents: row t*per+b is trajectory t of latent b.
+
+    Trajectory 0 is the full layout; trajectory i >= 1 is instance i-1 alone in slot 0.
+    """
+    counts = {len(layout.instances) for layout in grounding.layouts}
+    if len(counts) != 1:
+        raise InstDiffError(f"MIS needs the same instances in every layout frame, got counts {sorted(counts)}")
+    frames = grounding._frames_for(per)
+    single = [build_grounding(tokenizer, [single_instance_layout(layout, i) for layout in grounding.layouts],
+                              [emb[i:i + 1] for emb in grounding.phrase_embeddings], grounding.drop, grounding.seed)
+              for i in range(counts.pop())]
+    parts = [grounding] + single
+    return Grounding(
+        tokens=torch.cat([g.tokens[frames] for g in parts]), null_tokens=grounding.null_tokens,
+        regions=torch.cat([g.regions[frames] for g in parts]), present=torch.cat([g.present[frames] for g in parts]),
+        drop=grounding.drop)

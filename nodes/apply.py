@@ -1,0 +1,52 @@
+"""Apply InstanceDiffusion node: a clone of the MODEL with fusers, ScaleU and (optionally) instance-masked attention."""
+from ..instdiff_model.errors import InstDiffError
+from .patch import apply_patches
+
+TRANSFORMER_DEPTH = [1, 1, 1, 1, 1, 1, 0, 0]
+
+
+def check_sd15(model, instdiff) -> None:
+    """Refuse anything that is not an SD1.5-architecture UNet whose widths match the fusers."""
+    config = getattr(model.model, "model_config", None)
+    unet = getattr(config, "unet_config", {}) or {}
+    family = type(config).__name__ if config is not None else type(model.model).__name__
+    if (unet.get("context_dim") != 768 or unet.get("adm_in_channels") is not None
+            or list(unet.get("transformer_depth", [])) != TRANSFORMER_DEPTH or unet.get("use_linear_in_transformer")):
+        raise InstDiffError(
+            f"InstanceDiffusion works with SD1.5 models only, but this MODEL is {family}; "
+            "load an SD1.5 checkpoint (or an SD1.5 fine-tune) for it")
+    if unet.get("model_channels") != instdiff.model_channels:
+        raise InstDiffError(
+            f"the InstanceDiffusion weights are for a UNet with {instdiff.model_channels} base channels, "
+            f"this MODEL has {unet.get('model_channels')}; use matching weights")
+
+
+class ApplyInstanceDiffusion:
+    DESCRIPTION = ("Patch an SD1.5 MODEL (a clone; the input MODEL stays unchanged) with InstanceDiffusion: a gated "
+                   "fuser in each of the 16 transformer blocks (grounding tokens for the positive pass, null tokens "
+                   "for the negative pass), ScaleU in the 12 output blocks, and optional instance-masked attention. "
+                   "Gate schedule over sampling progress: full strength for the first 'grounding_full' fraction, "
+                   "linear fade over 'grounding_decay', then off (official inference.py: --alpha 0.8, i.e. 0.8 / 0).")
+    CATEGORY = "InstanceDiffusion"
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "apply"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        frac = {"default": 0.8, "min": 0.0, "max": 1.0, "step": 0.01}
+        return {"required": {
+            "model": ("MODEL",), "instancediffusion": ("INSTANCEDIFFUSION",),
+            "instance_conditioning": ("INSTANCE_CONDITIONING",),
+            "grounding_full": ("FLOAT", frac), "grounding_decay": ("FLOAT", dict(frac, default=0.0)),
+            "scaleu": ("BOOLEAN", {"default": True}), "masked_attention": ("BOOLEAN", {"default": False}),
+        }}
+
+    def apply(self, model, instancediffusion, instance_conditioning, grounding_full, grounding_decay, scaleu,
+              masked_attention):
+        check_sd15(model, instancediffusion)
+        return (apply_patches(model, instancediffusion, instance_conditioning, grounding_full, grounding_decay,
+                              scaleu, masked_attention),)
+
+
+NODE_CLASS_MAPPINGS = {"ApplyInstanceDiffusion": ApplyInstanceDiffusion}
+NODE_DISPLAY_NAME_MAPPINGS = {"ApplyInstanceDiffusion": "Apply InstanceDiffusion"}

@@ -1,0 +1,204 @@
+"""Layout construction nodes: the layout (JSON / editor), chainable add-instance nodes, importers, keyframes."""
+import json
+
+from ..instdiff_model.errors import InstDiffError
+from ..instdiff_model.importers import from_coco, from_official_demo
+from ..instdiff_model.keyframes import interpolate_keyframes
+from ..instdiff_model.layout import Instance, Layout, SCHEMA, VERSION
+
+CATEGORY = "InstanceDiffusion/layout"
+LAYOUT = "INSTANCE_LAYOUT"
+
+
+def empty_layout_json(width=512, height=512, caption="") -> str:
+    return json.dumps({"schema": SCHEMA, "version": VERSION, "width": width, "height": height,
+                       "caption": caption, "instances": []})
+
+
+def with_instance(frames: list, instance: Instance) -> tuple:
+    """New layout frames, each with `instance` appended (inputs are never mutated: the host caches them)."""
+    return ([Layout(width=f.width, height=f.height, caption=f.caption, instances=list(f.instances) + [instance])
+             for f in frames],)
+
+
+def parse_points(text: str, what: str) -> list:
+    """'x,y x,y ...' (one stroke/ring per line or ';'-separated group) -> [[(x, y), ...], ...]."""
+    groups = [g for g in text.replace(";", "\n").splitlines() if g.strip()]
+    if not groups:
+        raise InstDiffError(f"{what}: no points given; write them as 'x,y x,y ...' in pixels")
+    out = []
+    for g in groups:
+        pts = []
+        for tok in g.split():
+            try:
+                x, y = (float(v) for v in tok.split(","))
+            except ValueError:
+                raise InstDiffError(f"{what}: cannot read {tok!r}; write points as 'x,y' pairs separated by spaces") from None
+            pts.append((x, y))
+        out.append(pts)
+    return out
+
+
+class InstanceLayoutNode:
+    DESCRIPTION = ("The layout of an InstanceDiffusion image: size, global caption and instances. The JSON holds "
+                   "what the editor draws; width/height/caption here override it. Chain 'Add ...' nodes to add instances.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (LAYOUT,)
+    FUNCTION = "build"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "width": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8}),
+            "height": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8}),
+            "caption": ("STRING", {"default": "", "multiline": True}),
+            "layout_json": ("STRING", {"default": empty_layout_json(), "multiline": True, "dynamicPrompts": False}),
+        }}
+
+    def build(self, width, height, caption, layout_json):
+        text = layout_json.strip() or empty_layout_json(width, height, caption)
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise InstDiffError(f"layout_json is not valid JSON ({exc}); fix it or clear the field") from None
+        if isinstance(data, dict):
+            data = dict(data, width=width, height=height, caption=caption or data.get("caption", ""))
+        return ([Layout.from_json(data)],)
+
+
+class AddBoxInstance:
+    DESCRIPTION = "Add an instance: caption + box (x, y, width, height in image pixels)."
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (LAYOUT,)
+    FUNCTION = "add"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        px = {"default": 0, "min": 0, "max": 8192, "step": 1}
+        return {"required": {"layout": (LAYOUT,), "caption": ("STRING", {"default": "", "multiline": False}),
+                             "x": ("INT", px), "y": ("INT", px),
+                             "width": ("INT", dict(px, default=128)), "height": ("INT", dict(px, default=128))}}
+
+    def add(self, layout, caption, x, y, width, height):
+        return with_instance(layout, Instance(caption=caption, box=(x, y, width, height)))
+
+
+class AddPointInstance:
+    DESCRIPTION = "Add an instance: caption + one point (image pixels)."
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (LAYOUT,)
+    FUNCTION = "add"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        px = {"default": 256, "min": 0, "max": 8192, "step": 1}
+        return {"required": {"layout": (LAYOUT,), "caption": ("STRING", {"default": ""}),
+                             "x": ("INT", px), "y": ("INT", px)}}
+
+    def add(self, layout, caption, x, y):
+        return with_instance(layout, Instance(caption=caption, point=(x, y)))
+
+
+class AddShapeInstance:
+    DESCRIPTION = ("Add an instance: caption + scribble strokes or polygon rings written as 'x,y x,y ...' in "
+                   "pixels, one stroke/ring per line.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (LAYOUT,)
+    FUNCTION = "add"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"layout": (LAYOUT,), "caption": ("STRING", {"default": ""}),
+                             "kind": (["scribble", "polygon"],),
+                             "points": ("STRING", {"default": "", "multiline": True, "dynamicPrompts": False})}}
+
+    def add(self, layout, caption, kind, points):
+        shapes = parse_points(points, f"{kind} of {caption!r}")
+        return with_instance(layout, Instance(caption=caption, **{kind: shapes}))
+
+
+class AddMaskInstance:
+    DESCRIPTION = ("Add an instance: caption + a ComfyUI MASK at the layout size (the first mask of a batch). "
+                   "Its polygon, scribble and box are derived from the mask as in the official code.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (LAYOUT,)
+    FUNCTION = "add"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"layout": (LAYOUT,), "caption": ("STRING", {"default": ""}), "mask": ("MASK",),
+                             "threshold": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01})}}
+
+    def add(self, layout, caption, mask, threshold):
+        m = mask[0] if mask.ndim == 3 else mask
+        return with_instance(layout, Instance(caption=caption, mask=(m.float().cpu().numpy() > threshold)))
+
+
+class ImportLayout:
+    DESCRIPTION = ("Import a layout from the official InstanceDiffusion demo JSON or from COCO annotations "
+                   "(boxes in pixels, polygons, RLE masks). Boxes reaching outside the image are clamped (listed in 'notes').")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (LAYOUT, "STRING")
+    RETURN_NAMES = ("layout", "notes")
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"text": ("STRING", {"default": "", "multiline": True, "dynamicPrompts": False}),
+                             "format": (["official demo", "coco"],),
+                             "coco_image_id": ("INT", {"default": -1, "min": -1, "max": 2**31 - 1}),
+                             "caption": ("STRING", {"default": ""})}}
+
+    def load(self, text, format, coco_image_id, caption):
+        notes = []
+        if format == "coco":
+            layout = from_coco(text, image_id=None if coco_image_id < 0 else coco_image_id,
+                               caption=caption or None, notes=notes)
+        else:
+            layout = from_official_demo(text, notes=notes)
+            if caption:
+                layout.caption = caption
+        return ([layout], "\n".join(notes))
+
+
+class LayoutKeyframes:
+    DESCRIPTION = ("Per-frame layouts for a batch of latents (e.g. AnimateDiff): keyframes as JSON "
+                   "[{\"frame\": 0, \"layout\": {...}}, ...]; boxes and points are interpolated linearly between "
+                   "keyframes, instance by instance. Latent i gets frame i.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (LAYOUT,)
+    FUNCTION = "build"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"keyframes": ("STRING", {"default": "[]", "multiline": True, "dynamicPrompts": False}),
+                             "frames": ("INT", {"default": 16, "min": 1, "max": 4096})}}
+
+    def build(self, keyframes, frames):
+        try:
+            data = json.loads(keyframes)
+        except ValueError as exc:
+            raise InstDiffError(f"keyframes are not valid JSON: {exc}") from None
+        if not isinstance(data, list) or not all(isinstance(k, dict) and "frame" in k and "layout" in k for k in data):
+            raise InstDiffError('keyframes must be a JSON list of {"frame": <int>, "layout": <layout JSON>}')
+        return (interpolate_keyframes([(int(k["frame"]), Layout.from_json(k["layout"])) for k in data], frames),)
+
+
+NODE_CLASS_MAPPINGS = {
+    "InstanceDiffusionLayout": InstanceLayoutNode,
+    "InstanceDiffusionAddBox": AddBoxInstance,
+    "InstanceDiffusionAddPoint": AddPointInstance,
+    "InstanceDiffusionAddShape": AddShapeInstance,
+    "InstanceDiffusionAddMask": AddMaskInstance,
+    "InstanceDiffusionImportLayout": ImportLayout,
+    "InstanceDiffusionLayoutKeyframes": LayoutKeyframes,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "InstanceDiffusionLayout": "InstanceDiffusion Layout",
+    "InstanceDiffusionAddBox": "Add Instance (box)",
+    "InstanceDiffusionAddPoint": "Add Instance (point)",
+    "InstanceDiffusionAddShape": "Add Instance (scribble / polygon)",
+    "InstanceDiffusionAddMask": "Add Instance (mask)",
+    "InstanceDiffusionImportLayout": "Import Layout (demo JSON / COCO)",
+    "InstanceDiffusionLayoutKeyframes": "Layout Keyframes (per frame)",
+}

@@ -1,0 +1,138 @@
+"""Model-level patches that put InstanceDiffusion into the host UNet: fusers at `middle_patch`, ScaleU at `output_block_patch`."""
+import math
+
+import torch
+
+from ..instdiff_model.errors import InstDiffError
+from ..instdiff_model.masked_attention import instance_attention_mask
+
+COND, UNCOND = 0, 1
+
+
+class GateSchedule:
+    """Grounding gate from sampling progress: 1 for the first `full` fraction, linear to 0 over `decay`, then 0.
+
+    Progress is the host's timestep percent of the current sigma (the `start_percent` convention of core
+    ComfyUI nodes), so the schedule holds for any sampler, scheduler and step count; with the `normal`
+    scheduler it equals the official step fraction.
+    """
+
+    def __init__(self, model_sampling, full: float, decay: float):
+        self.full, self.decay = float(full), float(decay)
+        grid = torch.linspace(0.0, 1.0, 1001, dtype=torch.float64)
+        sig = [float(model_sampling.percent_to_sigma(max(float(p), 1e-6))) for p in grid[:-1]]
+        sig.append(max(sig[-1] * 1e-3, 1e-12))
+        self._log_sigmas = torch.tensor(sig, dtype=torch.float64).log()
+        self._percents = grid
+
+    def percent(self, sigma: float) -> float:
+        """Inverse of percent_to_sigma by interpolation in log sigma (sigmas fall as percent rises)."""
+        ls = math.log(max(sigma, 1e-12))
+        idx = int(torch.searchsorted(-self._log_sigmas, torch.tensor([-ls], dtype=torch.float64)).item())
+        if idx <= 0:
+            return 0.0
+        if idx >= len(self._percents):
+            return 1.0
+        l0, l1 = self._log_sigmas[idx - 1].item(), self._log_sigmas[idx].item()
+        p0, p1 = self._percents[idx - 1].item(), self._percents[idx].item()
+        return p0 + (p1 - p0) * (l0 - ls) / (l0 - l1) if l0 != l1 else p1
+
+    def __call__(self, sigmas) -> float:
+        """Gate for the current step; `sigmas` is the host's per-latent sigma tensor (None: full strength)."""
+        if sigmas is None:
+            return 1.0
+        p = self.percent(float(sigmas.max()))
+        if p < self.full:
+            return 1.0
+        if self.decay > 0 and p < self.full + self.decay:
+            return 1.0 - (p - self.full) / self.decay
+        return 0.0
+
+
+def _token_grid(n_tokens: int, extra_options: dict) -> tuple:
+    """(h, w) of a block's visual tokens: from activations_shape (new hosts) or the latent size and token count."""
+    if "activations_shape" in extra_options:
+        return tuple(extra_options["activations_shape"][-2:])
+    height, width = extra_options["original_shape"][-2:]
+    for level in range(6):
+        h, w = -(-height // 2 ** level), -(-width // 2 ** level)
+        if h * w == n_tokens:
+            return h, w
+    raise InstDiffError(f"cannot place {n_tokens} visual tokens on a {height}x{width} latent")
+
+
+class _SharedPatch:
+    """Patch objects are shared, never deep-copied by ModelPatcher.clone(), and follow the model's device."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def to(self, device):
+        self.instdiff.to(device)
+        return self
+
+
+class FuserPatch(_SharedPatch):
+    """middle_patch: x = fuser_i(x, objs) with grounding tokens for cond chunks and null tokens for uncond chunks."""
+
+    def __init__(self, instdiff, grounding, gate, masked_attention: bool):
+        """`gate` maps the step's sigmas to the fuser scale (a GateSchedule, or a constant for tests)."""
+        self.instdiff = instdiff
+        self.grounding = grounding
+        self.gate = gate
+        self.masked_attention = masked_attention
+        self._cache = {}
+
+    def _per_chunk(self, kind: str, per: int, device, dtype):
+        key = (kind, per, device, dtype)
+        if key not in self._cache:
+            self._cache[key] = self.grounding.batch_tokens(kind == "cond", per).to(device=device, dtype=dtype)
+        return self._cache[key]
+
+    def _mask(self, chunks, per, h, w, device):
+        key = ("mask", tuple(chunks), per, h, w, device)
+        if key not in self._cache:
+            masks = [instance_attention_mask(*self.grounding.batch_regions(c == COND, per), h, w) for c in chunks]
+            self._cache[key] = torch.cat(masks).to(device)
+        return self._cache[key]
+
+    def __call__(self, x, extra_options):
+        scale = self.gate(extra_options.get("sigmas"))
+        if scale == 0.0:
+            return x
+        chunks = extra_options["cond_or_uncond"]
+        per = x.shape[0] // len(chunks)
+        objs = torch.cat([self._per_chunk("cond" if c == COND else "uncond", per, x.device, x.dtype) for c in chunks])
+        mask = None
+        if self.masked_attention:
+            h, w = _token_grid(x.shape[1], extra_options)
+            mask = self._mask(chunks, per, h, w, x.device)
+        fuser = self.instdiff.fusers[extra_options["transformer_index"]]
+        return fuser(x, objs, scale, mask)
+
+
+class ScaleUPatch(_SharedPatch):
+    """output_block_patch: the learned ScaleU of output block i on (h, skip), every step, cond and uncond."""
+
+    def __init__(self, instdiff):
+        self.instdiff = instdiff
+
+    def __call__(self, h, hsp, transformer_options):
+        return self.instdiff.scaleu(transformer_options["block"][1], h, hsp)
+
+
+def model_sampling_of(model):
+    """The host's model_sampling object (both the 2024 and 2026 ModelPatcher APIs)."""
+    if hasattr(model, "get_model_object"):
+        return model.get_model_object("model_sampling")
+    return model.model.model_sampling
+
+
+def apply_patches(model, instdiff, grounding, full: float, decay: float, scaleu: bool, masked_attention: bool):
+    """A clone of `model` with the fusers (and ScaleU) inserted; `model` itself is untouched."""
+    patched = model.clone()
+    gate = GateSchedule(model_sampling_of(model), full, decay)
+    patched.set_model_patch(FuserPatch(instdiff, grounding, gate, masked_attention), "middle_patch")
+    if scaleu:
+        patched.set_model_output_block_patch(ScaleUPatch(instdiff))
+    return patched

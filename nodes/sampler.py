@@ -1,0 +1,118 @@
+"""InstanceDiffusion KSampler: the multi-instance sampler (MIS) on the host's own samplers, trajectories batched."""
+import torch
+
+import comfy.model_management
+import comfy.sample
+import comfy.samplers
+import comfy.utils
+import latent_preview
+
+from ..instdiff_model.errors import InstDiffError
+from ..instdiff_model.grounding import mis_grounding
+from ..instdiff_model.mis import (average_trajectories, mis_steps, repeat_trajectories, stack_text_conds,
+                                  trajectory_chunks)
+from .patch import FuserPatch
+
+
+def find_fuser_patch(model) -> FuserPatch:
+    patches = model.model_options.get("transformer_options", {}).get("patches", {}).get("middle_patch", [])
+    ours = [p for p in patches if isinstance(p, FuserPatch)]
+    if not ours:
+        raise InstDiffError("this MODEL has no InstanceDiffusion patch; connect the output of 'Apply InstanceDiffusion'")
+    return ours[-1]
+
+
+def with_grounding(model, grounding):
+    """A clone of the patched model whose fusers use `grounding` (everything else shared)."""
+    clone = model.clone()
+    patches = clone.model_options["transformer_options"]["patches"]
+    old = find_fuser_patch(model)
+    patches["middle_patch"] = [FuserPatch(old.instdiff, grounding, old.gate, old.masked_attention) if p is old else p
+                               for p in patches["middle_patch"]]
+    return clone
+
+
+def trajectory_positive(positive: list, grounding, chunk: list, per: int) -> list:
+    """One positive entry whose text cond has a row per (trajectory, latent): full prompt, then each caption."""
+    if len(positive) != 1:
+        raise InstDiffError("the multi-instance sampler needs one positive conditioning (not combined or area "
+                            "conditionings); combine the prompts into one text, or set mis to 0")
+    full, extra = positive[0]
+    conds = [full if t == 0 else grounding.instance_conds[t - 1].to(full) for t in chunk]
+    return [[stack_text_conds(conds, per), dict(extra)]]
+
+
+class InstanceDiffusionKSampler:
+    DESCRIPTION = (
+        "KSampler with InstanceDiffusion's multi-instance sampler (MIS). For the first 'mis' fraction of the steps "
+        "it denoises, from the same noise, the full prompt and layout plus one trajectory per instance (its caption "
+        "as the prompt, the same negative, only its grounding, in the first slot), all in one batch ('max_batch' "
+        "latents per pass, 0 = all), averages those latents, then finishes with the full conditioning. mis = 0 is the "
+        "stock KSampler. Multistep samplers (dpmpp_2m, ...) restart their history at the switch (the official PLMS "
+        "keeps the full trajectory's). The MODEL must come from 'Apply InstanceDiffusion'.")
+    CATEGORY = "InstanceDiffusion"
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "sample"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL",),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff}),
+            "steps": ("INT", {"default": 20, "min": 1, "max": 10000}),
+            "cfg": ("FLOAT", {"default": 7.5, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}),
+            "sampler_name": (comfy.samplers.KSampler.SAMPLERS,),
+            "scheduler": (comfy.samplers.KSampler.SCHEDULERS,),
+            "positive": ("CONDITIONING",), "negative": ("CONDITIONING",), "latent_image": ("LATENT",),
+            "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01}),
+            "mis": ("FLOAT", {"default": 0.36, "min": 0.0, "max": 1.0, "step": 0.01}),
+            "max_batch": ("INT", {"default": 0, "min": 0, "max": 4096}),
+        }}
+
+    def sample(self, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise, mis,
+               max_batch):
+        patch = find_fuser_patch(model)
+        latent = latent_image["samples"]
+        if hasattr(comfy.sample, "fix_empty_latent_channels"):
+            latent = comfy.sample.fix_empty_latent_channels(model, latent)
+        per = latent.shape[0]
+        noise = comfy.sample.prepare_noise(latent, seed, latent_image.get("batch_index"))
+        noise_mask = latent_image.get("noise_mask")
+        k = mis_steps(steps, mis)
+        n = len(patch.grounding.layouts[0].instances) if patch.grounding.layouts else 0
+        if k == 0 or n == 0:
+            callback = latent_preview.prepare_callback(model, steps)
+            samples = comfy.sample.sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative, latent,
+                                          denoise=denoise, noise_mask=noise_mask, callback=callback,
+                                          disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+            return (dict(latent_image, samples=samples),)
+
+        grounding = mis_grounding(patch.instdiff.position_net, patch.grounding, per)
+        chunks = trajectory_chunks(n + 1, per, max_batch)
+        total = k * len(chunks) + steps - k
+        progress = latent_preview.prepare_callback(model, total)
+        results = []
+        for c, chunk in enumerate(chunks):
+            rows = torch.cat([torch.arange(t * per, (t + 1) * per) for t in chunk])
+            sub = type(grounding)(grounding.tokens[rows], grounding.null_tokens, grounding.regions[rows],
+                                  grounding.present[rows], grounding.drop)
+            mask = None if noise_mask is None or noise_mask.shape[0] == 1 else repeat_trajectories(noise_mask, len(chunk))
+            results.append(comfy.sample.sample(
+                with_grounding(model, sub), repeat_trajectories(noise, len(chunk)), steps, cfg, sampler_name,
+                scheduler, trajectory_positive(positive, patch.grounding, chunk, per), negative,
+                repeat_trajectories(latent, len(chunk)), denoise=denoise, start_step=0, last_step=k,
+                force_full_denoise=False, noise_mask=noise_mask if mask is None else mask,
+                callback=lambda step, x0, x, _, o=c * k: progress(o + step, x0[:1], x, total),
+                disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed))
+            comfy.model_management.throw_exception_if_processing_interrupted()
+        mean = average_trajectories(torch.cat(results), n + 1)
+        samples = comfy.sample.sample(
+            model, torch.zeros_like(noise), steps, cfg, sampler_name, scheduler, positive, negative, mean,
+            denoise=denoise, disable_noise=True, start_step=k, last_step=steps, force_full_denoise=True,
+            noise_mask=noise_mask, callback=lambda step, x0, x, _: progress(len(chunks) * k + step, x0, x, total),
+            disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+        return (dict(latent_image, samples=samples),)
+
+
+NODE_CLASS_MAPPINGS = {"InstanceDiffusionKSampler": InstanceDiffusionKSampler}
+NODE_DISPLAY_NAME_MAPPINGS = {"InstanceDiffusionKSampler": "InstanceDiffusion KSampler (multi-instance)"}
