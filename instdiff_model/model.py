@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from .blocks import FUSER_BLOCKS, fuser_prefix
+from .blocks import FUSER_BLOCKS, SCALEU_CHANNELS, fuser_prefix
 from .checkpoint import DEFAULT_WEIGHTS, POSITION_NET_PREFIX, read_weights, validate
 from .formula import formula_tensor
 from .fuser import GatedSelfAttentionDense
@@ -13,15 +13,19 @@ MODEL_CHANNELS = 320
 
 
 class InstanceDiffusionModel(nn.Module):
-    """position_net -> 184 grounding tokens; fusers[i] for ComfyUI transformer_index i; scaleu(i, h, skip)."""
+    """position_net -> 184 grounding tokens; fusers[i] for ComfyUI transformer_index i; scaleu(i, h, skip).
 
-    model_channels = MODEL_CHANNELS
+    `model_channels` is SD1.5's 320 for real weights; a smaller multiple of 32 builds the same structure at
+    reduced width for the tiny test UNet.
+    """
 
-    def __init__(self):
+    def __init__(self, model_channels: int = MODEL_CHANNELS):
         super().__init__()
+        self.model_channels = model_channels
+        width = lambda c: c * model_channels // MODEL_CHANNELS  # noqa: E731
         self.position_net = InstanceTokenizer()
-        self.fusers = nn.ModuleList(GatedSelfAttentionDense(channels) for _, channels in FUSER_BLOCKS)
-        self.scaleu = ScaleU()
+        self.fusers = nn.ModuleList(GatedSelfAttentionDense(width(c)) for _, c in FUSER_BLOCKS)
+        self.scaleu = ScaleU(tuple(width(c) for c in SCALEU_CHANNELS))
 
     @staticmethod
     def official_key(name: str) -> str:
@@ -58,9 +62,9 @@ class InstanceDiffusionModel(nn.Module):
         return model.eval().requires_grad_(False)
 
     @classmethod
-    def from_formula(cls, salt: str = "") -> "InstanceDiffusionModel":
+    def from_formula(cls, salt: str = "", model_channels: int = MODEL_CHANNELS) -> "InstanceDiffusionModel":
         """Every parameter from the reference-vector weight formula (for tests and fixtures; ~370M values)."""
         with torch.device("meta"):
-            model = cls()
+            model = cls(model_channels)
         model.load_official({k: formula_tensor(k, shape, salt) for k, shape in model.official_spec().items()})
         return model.eval().requires_grad_(False)

@@ -37,9 +37,9 @@ def apply_scaleu(h: torch.Tensor, hs: torch.Tensor, scaleu_b: torch.Tensor, scal
 class ScaleU(nn.Module):
     """The 12 (scaleu_b_i, scaleu_s_i) parameter pairs, named like the official keys."""
 
-    def __init__(self):
+    def __init__(self, channels_per_block=SCALEU_CHANNELS):
         super().__init__()
-        for i, channels in enumerate(SCALEU_CHANNELS):
+        for i, channels in enumerate(channels_per_block):
             self.register_parameter(f"scaleu_b_{i}", nn.Parameter(torch.zeros(channels)))
             self.register_parameter(f"scaleu_s_{i}", nn.Parameter(torch.zeros(1)))
 

@@ -74,3 +74,11 @@ def write_random_checkpoint(path: str, seed: int) -> None:
     sd = model.model.state_dict_for_saving(random_clip(seed).get_sd(), random_vae(seed, tiny=False).get_sd(), None)
     sd = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
     comfy.utils.save_torch_file(sd, path, metadata={"instdiff_random_standin": f"seed={seed}"})
+
+
+def write_random_instancediffusion(path: str, seed: int) -> None:
+    """Write an InstanceDiffusion file with exactly the official keys and shapes (formula weights, gates non-zero)."""
+    from ..instdiff_model.model import InstanceDiffusionModel
+    sd = InstanceDiffusionModel.from_formula(salt=f"random-{seed}").official_state_dict()
+    comfy.utils.save_torch_file({k: v.half().contiguous() for k, v in sd.items()}, path,
+                                metadata={"instdiff_random_standin": f"seed={seed}"})

@@ -1,5 +1,8 @@
 """Test-only nodes (registered when INSTDIFF_TEST_NODES=1): seeded random tiny SD1.5 and InstanceDiffusion stand-ins."""
+from ..instdiff_model.model import InstanceDiffusionModel
 from . import random_models
+
+_TINY = {}
 
 
 class RandomTinySD15:
@@ -18,5 +21,25 @@ class RandomTinySD15:
                 random_models.random_vae(seed))
 
 
-NODE_CLASS_MAPPINGS = {"InstDiffTestRandomTinySD15": RandomTinySD15}
-NODE_DISPLAY_NAME_MAPPINGS = {"InstDiffTestRandomTinySD15": "Random tiny SD1.5 (test only)"}
+class RandomInstanceDiffusion:
+    DESCRIPTION = "TEST ONLY: InstanceDiffusion weights from the reference weight formula at a chosen UNet width."
+    CATEGORY = "InstanceDiffusion/testing"
+    RETURN_TYPES = ("INSTANCEDIFFUSION",)
+    FUNCTION = "build"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"salt": ("STRING", {"default": "tiny"}),
+                             "model_channels": ("INT", {"default": 32, "min": 32, "max": 320, "step": 32})}}
+
+    def build(self, salt, model_channels):
+        key = (salt, model_channels)
+        if key not in _TINY:  # the position net alone holds 160M values: build once per server
+            _TINY[key] = InstanceDiffusionModel.from_formula(salt, model_channels)
+        return (_TINY[key],)
+
+
+NODE_CLASS_MAPPINGS = {"InstDiffTestRandomTinySD15": RandomTinySD15,
+                       "InstDiffTestRandomInstanceDiffusion": RandomInstanceDiffusion}
+NODE_DISPLAY_NAME_MAPPINGS = {"InstDiffTestRandomTinySD15": "Random tiny SD1.5 (test only)",
+                              "InstDiffTestRandomInstanceDiffusion": "Random InstanceDiffusion (test only)"}

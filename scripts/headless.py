@@ -109,16 +109,33 @@ class HostServer:
         self.post("/interrupt", {})
         raise TimeoutError(f"prompt {pid} did not finish in {timeout}s")
 
-    def output_files(self, entry: dict, node_id=None):
-        """Paths of the images a finished prompt saved (all nodes or one)."""
+    def output_files(self, entry: dict, node_id=None, kind="images"):
+        """Paths of the files ("images" or "latents") a finished prompt saved (all nodes or one)."""
         paths = []
         for nid, out in entry.get("outputs", {}).items():
             if node_id is not None and str(nid) != str(node_id):
                 continue
-            for img in out.get("images", []):
+            for img in out.get(kind, []):
                 base = self.output_dir if img.get("type") == "output" else self.workdir / "temp"
                 paths.append(Path(base) / img.get("subfolder", "") / img["filename"])
         return paths
+
+
+class PromptBuilder:
+    """Build an API prompt node by node: `out = b.add("KSampler", model=m[0], ...)`; `m[0]` links output 0 of m."""
+
+    def __init__(self):
+        self.prompt = {}
+
+    def add(self, class_type, **inputs):
+        nid = str(len(self.prompt) + 1)
+        self.prompt[nid] = {"class_type": class_type, "inputs": inputs}
+        return _Node(nid)
+
+
+class _Node(str):
+    def __getitem__(self, slot):
+        return [str(self), slot]
 
 
 def _widget_slots(spec):

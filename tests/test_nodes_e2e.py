@@ -1,0 +1,60 @@
+"""Our nodes end to end on the host (headless, tiny random SD1.5 + random InstanceDiffusion)."""
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from scripts.headless import PromptError
+from workflows_api import FORMATS, grounded_prompt, layout_json
+
+
+def latent_of(host, entry, node):
+    (path,) = host.output_files(entry, node, kind="latents")
+    return load_file(path)["latent_tensor"]
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS) + ["masks", "mixed"])
+def test_every_format_runs_to_an_image(host, fmt):
+    instances = {"masks": [], "mixed": [inst for insts in FORMATS.values() for inst in insts[:1]]}.get(fmt, FORMATS.get(fmt))
+    prompt, ids = grounded_prompt(instances, mask_instance=fmt in ("masks", "mixed"))
+    entry = host.run(prompt)
+    (image,) = host.output_files(entry, ids["image"])
+    (preview,) = host.output_files(entry, ids["preview"])
+    with Image.open(image) as im, Image.open(preview) as pv:
+        assert im.size == (128, 128) and pv.size == (128, 128)
+    assert torch.isfinite(latent_of(host, entry, ids["latent"])).all()
+
+
+def test_gate_off_and_scaleu_off_equals_the_plain_model(host):
+    prompt, ids = grounded_prompt(FORMATS["boxes"], full=0.0, decay=0.0, scaleu=False, plain_too=True, preview=False)
+    entry = host.run(prompt)
+    assert torch.equal(latent_of(host, entry, ids["latent"]), latent_of(host, entry, ids["plain"]))
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_grounding_changes_the_result(host, masked):
+    prompt, ids = grounded_prompt(FORMATS["boxes"], masked=masked, plain_too=True, preview=False)
+    entry = host.run(prompt)
+    diff = (latent_of(host, entry, ids["latent"]) - latent_of(host, entry, ids["plain"])).abs().max()
+    assert diff > 1e-3
+
+
+def test_composes_with_another_model_patch(host):
+    freeu = lambda b, m: b.add("FreeU_V2", model=m[0], b1=1.3, b2=1.4, s1=0.9, s2=0.2)  # noqa: E731
+    prompt, ids = grounded_prompt(FORMATS["boxes"], extra_model_patch=freeu, preview=False)
+    with_freeu = latent_of(host, host.run(prompt), ids["latent"])
+    prompt, ids = grounded_prompt(FORMATS["boxes"], preview=False)
+    alone = latent_of(host, host.run(prompt), ids["latent"])
+    assert (with_freeu - alone).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("instances, fragment", [
+    ([{"caption": "a cube", "box": [100, 100, 64, 64]}], "extends outside the 128x128 image"),
+    ([], "the layout has no instances"),
+    ([{"caption": "x", "box": [0, 0, 8, 8]}] * 31, "at most 30 instances; remove 1"),
+    ([{"caption": "", "box": [0, 0, 8, 8]}], "caption: empty"),
+])
+def test_bad_layouts_name_the_fix(host, instances, fragment):
+    prompt, _ = grounded_prompt(instances, preview=False)
+    with pytest.raises(PromptError, match=fragment):
+        host.run(prompt)

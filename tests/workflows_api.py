@@ -1,0 +1,72 @@
+"""API prompts for the tests: the tiny random SD1.5 + random InstanceDiffusion running our nodes."""
+import json
+
+from scripts.headless import PromptBuilder
+
+SIZE = 128
+
+
+def layout_json(instances, width=SIZE, height=SIZE, caption="a test scene"):
+    return json.dumps({"schema": "instdiff.layout", "version": 1, "width": width, "height": height,
+                       "caption": caption, "instances": instances})
+
+
+FORMATS = {
+    "boxes": [{"caption": "a red cube", "box": [8, 8, 48, 40]}, {"caption": "a blue ball", "box": [64, 60, 56, 60]}],
+    "points": [{"caption": "a cat", "point": [30, 40]}, {"caption": "a dog", "point": [100, 90]}],
+    "scribbles": [{"caption": "a river", "scribble": [[[5, 100], [40, 90], [80, 100], [120, 95]]]},
+                  {"caption": "a bird", "scribble": [[[60, 20], [70, 25], [80, 20]]]}],
+    "polygons": [{"caption": "a house", "polygon": [[[20, 100], [60, 60], [100, 100]]]},
+                 {"caption": "a sun", "polygon": [[[90, 10], [120, 10], [120, 40], [90, 40]]]}],
+}
+
+
+def tiny_models(b, seed=1, salt="tiny"):
+    models = b.add("InstDiffTestRandomTinySD15", seed=seed, model_channels=32)
+    instdiff = b.add("InstDiffTestRandomInstanceDiffusion", salt=salt, model_channels=32)
+    return models, instdiff
+
+
+def grounded_prompt(instances=None, *, layout_node=None, mask_instance=False, full=1.0, decay=0.0, scaleu=True,
+                    masked=False, steps=2, seed=5, batch=1, width=SIZE, height=SIZE, sampler="euler", mis=None,
+                    max_batch=0, save_latent=True, preview=True, plain_too=False, extra_model_patch=None):
+    """Tiny models -> layout -> tokenizer -> Apply -> sampler -> saved latent (+ image, layout preview)."""
+    b = PromptBuilder()
+    models, instdiff = tiny_models(b)
+    layout = layout_node(b) if layout_node else b.add(
+        "InstanceDiffusionLayout", width=width, height=height, caption="a test scene",
+        layout_json=layout_json(instances or [], width, height))
+    if mask_instance:
+        empty = b.add("SolidMask", value=0.0, width=width, height=height)
+        blob = b.add("SolidMask", value=1.0, width=width // 3, height=width // 4)
+        mask = b.add("MaskComposite", destination=empty[0], source=blob[0], x=width // 2, y=height // 3, operation="add")
+        layout = b.add("InstanceDiffusionAddMask", layout=layout[0], caption="a green blob", mask=mask[0], threshold=0.5)
+    tok = b.add("InstanceDiffusionTokenizer", clip=models[1], layout=layout[0], instancediffusion=instdiff[0],
+                config="auto", seed=0)
+    patched = b.add("ApplyInstanceDiffusion", model=models[0], instancediffusion=instdiff[0],
+                    instance_conditioning=tok[0], grounding_full=full, grounding_decay=decay, scaleu=scaleu,
+                    masked_attention=masked)
+    model = patched
+    if extra_model_patch:
+        model = extra_model_patch(b, patched)
+    pos = b.add("CLIPTextEncode", text="a test scene", clip=models[1])
+    neg = b.add("CLIPTextEncode", text="blurry", clip=models[1])
+    latent = b.add("EmptyLatentImage", width=width, height=height, batch_size=batch)
+    common = dict(seed=seed, steps=steps, cfg=7.0, sampler_name=sampler, scheduler="normal", positive=pos[0],
+                  negative=neg[0], latent_image=latent[0], denoise=1.0)
+    if mis is None:
+        sampled = b.add("KSampler", model=model[0], **common)
+    else:
+        sampled = b.add("InstanceDiffusionKSampler", model=model[0], mis=mis, max_batch=max_batch, **common)
+    ids = {"sampled": sampled}
+    if save_latent:
+        ids["latent"] = b.add("SaveLatent", samples=sampled[0], filename_prefix="latents/grounded")
+    image = b.add("VAEDecode", samples=sampled[0], vae=models[2])
+    ids["image"] = b.add("SaveImage", images=image[0], filename_prefix="grounded")
+    if preview:
+        pic = b.add("InstanceDiffusionLayoutPreview", layout=layout[0], image=image[0])
+        ids["preview"] = b.add("SaveImage", images=pic[0], filename_prefix="layout")
+    if plain_too:
+        plain = b.add("KSampler", model=models[0], **common)
+        ids["plain"] = b.add("SaveLatent", samples=plain[0], filename_prefix="latents/plain")
+    return b.prompt, ids
