@@ -39,7 +39,24 @@ class RandomInstanceDiffusion:
         return (_TINY[key],)
 
 
-NODE_CLASS_MAPPINGS = {"InstDiffTestRandomTinySD15": RandomTinySD15,
+class LatentMean:
+    DESCRIPTION = "TEST ONLY: the plain mean of up to 11 latents (a slow, node-by-node MIS reference)."
+    CATEGORY = "InstanceDiffusion/testing"
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "mean"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"latent_0": ("LATENT",)},
+                "optional": {f"latent_{i}": ("LATENT",) for i in range(1, 11)}}
+
+    def mean(self, **latents):
+        stack = [latents[k]["samples"] for k in sorted(latents, key=lambda k: int(k.split("_")[1]))]
+        return (dict(latents["latent_0"], samples=sum(stack) / len(stack)),)
+
+
+NODE_CLASS_MAPPINGS = {"InstDiffTestRandomTinySD15": RandomTinySD15, "InstDiffTestLatentMean": LatentMean,
                        "InstDiffTestRandomInstanceDiffusion": RandomInstanceDiffusion}
 NODE_DISPLAY_NAME_MAPPINGS = {"InstDiffTestRandomTinySD15": "Random tiny SD1.5 (test only)",
+                              "InstDiffTestLatentMean": "Latent mean (test only)",
                               "InstDiffTestRandomInstanceDiffusion": "Random InstanceDiffusion (test only)"}
