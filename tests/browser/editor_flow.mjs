@@ -1,0 +1,210 @@
+// Drives the layout editor in Debian chromium with playwright-core (no browser download):
+//   node editor_flow.mjs <host url> <artifact dir>
+// Builds a graph on the host's UI, draws one instance of each kind with real mouse events, types captions,
+// queues the prompt, waits for the run, then reloads the page, loads the saved workflow and checks the restore.
+// Writes <artifact dir>/result.json (read by tests/test_editor_browser.py) and screenshots.
+import { chromium } from "playwright-core";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+const [url, outDir] = process.argv.slice(2);
+const W = 256, H = 192;
+fs.mkdirSync(outDir, { recursive: true });
+const result = { console: [], steps: [] };
+const step = (s) => { result.steps.push(s); console.log("step:", s); };
+const save = () => fs.writeFileSync(path.join(outDir, "result.json"), JSON.stringify(result, null, 1));
+
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), "instdiff-chromium-"));
+const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.INSTDIFF_CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    viewport: { width: 1280, height: 1000 },
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
+});
+const origin = new URL(url).origin;
+await context.route("**/*", (route) => (route.request().url().startsWith(origin) ? route.continue() : route.abort()));
+
+try {
+    const page = context.pages()[0] || await context.newPage();
+    page.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") result.console.push(`${m.type()}: ${m.text()}`); });
+    page.on("pageerror", (e) => result.console.push(`pageerror: ${e.message}`));
+    // NEW frontend: skip the templates modal on a fresh user (harmless on the old one).
+    await page.request.post(`${url}/settings`, { data: { "Comfy.TutorialCompleted": true } }).catch(() => {});
+
+    const ready = async () => {
+        await page.waitForFunction(() => {
+            const a = window.comfyAPI?.app?.app || window.app;
+            return !!(a && a.graph && a.canvas && window.LiteGraph?.registered_node_types?.InstanceDiffusionLayout);
+        }, null, { timeout: 60000 });
+    };
+    await page.goto(url, { waitUntil: "domcontentloaded" });
+    await ready();
+    step("app ready");
+
+    // ---- graph: layout -> preview -> save, plus the tiny-model sampling chain using the same layout
+    const ids = await page.evaluate(({ W, H }) => {
+        const app = window.comfyAPI?.app?.app || window.app;
+        const LG = window.LiteGraph;
+        app.graph.clear();
+        const add = (type, pos, values = {}) => {
+            const n = LG.createNode(type);
+            n.pos = pos;
+            app.graph.add(n);
+            for (const [k, v] of Object.entries(values)) {
+                const w = n.widgets.find((x) => x.name === k);
+                if (!w) throw new Error(`${type} has no widget ${k}`);
+                w.value = v;
+                w.callback?.(v);
+            }
+            return n;
+        };
+        const link = (a, out, b, inputName) => {
+            const slot = b.inputs.findIndex((i) => i.name === inputName);
+            if (slot < 0) throw new Error(`${b.type} has no input ${inputName}`);
+            a.connect(out, b, slot);
+        };
+        const layout = add("InstanceDiffusionLayout", [20, 40], { width: W, height: H, caption: "a test scene" });
+        layout.setSize([560, 860]);
+        const preview = add("InstanceDiffusionLayoutPreview", [1500, 40]);
+        const savePrev = add("SaveImage", [1800, 40], { filename_prefix: "editor_preview" });
+        link(layout, 0, preview, "layout");
+        link(preview, 0, savePrev, "images");
+        const models = add("InstDiffTestRandomTinySD15", [700, 500], { seed: 1, model_channels: 32 });
+        const instdiff = add("InstDiffTestRandomInstanceDiffusion", [700, 700], { salt: "tiny", model_channels: 32 });
+        const tok = add("InstanceDiffusionTokenizer", [1000, 500], { config: "auto", seed: 0 });
+        link(models, 1, tok, "clip"); link(layout, 0, tok, "layout"); link(instdiff, 0, tok, "instancediffusion");
+        const apply = add("ApplyInstanceDiffusion", [1000, 700]);
+        link(models, 0, apply, "model"); link(instdiff, 0, apply, "instancediffusion"); link(tok, 0, apply, "instance_conditioning");
+        const pos = add("CLIPTextEncode", [1000, 900], { text: "a test scene" });
+        const neg = add("CLIPTextEncode", [1000, 1100], { text: "blurry" });
+        link(models, 1, pos, "clip"); link(models, 1, neg, "clip");
+        const latent = add("EmptyLatentImage", [1000, 1300], { width: W, height: H, batch_size: 1 });
+        const ks = add("KSampler", [1300, 700], { seed: 5, steps: 2, cfg: 7.0, sampler_name: "euler", scheduler: "normal", denoise: 1.0 });
+        link(apply, 0, ks, "model"); link(pos, 0, ks, "positive"); link(neg, 0, ks, "negative"); link(latent, 0, ks, "latent_image");
+        const dec = add("VAEDecode", [1600, 700]);
+        link(ks, 0, dec, "samples"); link(models, 2, dec, "vae");
+        const saveImg = add("SaveImage", [1900, 700], { filename_prefix: "editor_sample" });
+        link(dec, 0, saveImg, "images");
+        app.canvas.ds.scale = 1;
+        app.canvas.ds.offset = [0, 0];
+        app.graph.setDirtyCanvas(true, true);
+        return { layout: layout.id, preview: preview.id, savePreview: savePrev.id, saveImage: saveImg.id };
+    }, { W, H });
+    result.ids = ids;
+    step("graph built");
+
+    const editor = page.locator(".instdiff-editor").first();
+    await editor.waitFor({ state: "visible", timeout: 10000 });
+    const canvas = editor.locator("canvas");
+    await page.waitForFunction(() => document.querySelector(".instdiff-editor canvas")?.getBoundingClientRect().width > 100);
+    // Image pixel -> page coordinates, from the canvas' on-screen rectangle.
+    const at = async (x, y) => {
+        const r = await canvas.boundingBox();
+        return [r.x + (x / W) * r.width, r.y + (y / H) * r.height];
+    };
+    const mouseAt = async (x, y) => { const [px, py] = await at(x, y); await page.mouse.move(px, py); };
+    const dragPath = async (pts, steps = 6) => {
+        await mouseAt(...pts[0]);
+        await page.mouse.down();
+        for (const p of pts.slice(1)) { const [px, py] = await at(...p); await page.mouse.move(px, py, { steps }); }
+        await page.mouse.up();
+    };
+    const clickAt = async (x, y) => { const [px, py] = await at(x, y); await page.mouse.click(px, py); };
+    const tool = (name) => editor.locator(`button[data-tool="${name}"]`).click();
+    const action = (name) => editor.locator(`button[data-act="${name}"]`).first().click();
+    const caption = async (i, text) => {
+        const input = editor.locator(`.ide-row[data-index="${i}"] input[type=text]`);
+        await input.click();
+        await page.keyboard.type(text);
+        await page.keyboard.press("Tab");
+    };
+    const layoutValue = () => page.evaluate((id) => {
+        const app = window.comfyAPI?.app?.app || window.app;
+        return app.graph.getNodeById(id).widgets.find((w) => w.name === "layout_json").value;
+    }, ids.layout);
+
+    // 0: box, drawn then moved with the select tool (and the move undone/redone)
+    await action("add"); await caption(0, "a red box");
+    await tool("box"); await dragPath([[16, 16], [96, 80]]);
+    await tool("select"); await dragPath([[56, 50], [66, 60]]);   // move by (+10, +10)
+    result.afterMove = JSON.parse(await layoutValue()).instances[0]?.box;
+    await action("undo");
+    result.afterUndo = JSON.parse(await layoutValue()).instances[0]?.box;
+    await action("redo");
+    await dragPath([[66, 60], [56, 50]]);                         // and back to where it was drawn
+    // 1: point
+    await action("add"); await caption(1, "a point");
+    await tool("point"); await clickAt(200, 40);
+    // 2: scribble
+    await action("add"); await caption(2, "a scribble");
+    await tool("scribble"); await dragPath([[130, 120], [160, 140], [190, 120], [220, 140]]);
+    // 3: polygon closed by clicking its first vertex
+    await action("add"); await caption(3, "a polygon");
+    await tool("polygon");
+    for (const p of [[20, 110], [90, 110], [90, 175], [20, 175], [20, 110]]) await clickAt(...p);
+    // 4: mask painted with the brush, a bit erased at the end
+    await action("add"); await caption(4, "a mask");
+    await editor.locator('input[type=range]').fill("12");
+    await tool("brush"); await dragPath([[120, 60], [175, 60]], 10);
+    await tool("eraser"); await dragPath([[180, 60], [176, 60]], 2);
+    step("drawn");
+    await page.waitForTimeout(200);
+    result.layoutJson = await layoutValue();
+    await editor.screenshot({ path: path.join(outDir, "editor.png") });
+    await page.screenshot({ path: path.join(outDir, "page_drawn.png") });
+
+    // ---- what the frontend sends, then a real run
+    result.prompt = await page.evaluate(async (id) => {
+        const app = window.comfyAPI?.app?.app || window.app;
+        const p = await app.graphToPrompt();
+        return p.output[String(id)];
+    }, ids.layout);
+    await page.evaluate(() => (window.comfyAPI?.app?.app || window.app).queuePrompt(0, 1));
+    step("queued");
+    const deadline = Date.now() + 90000;
+    let entry = null;
+    while (Date.now() < deadline) {
+        const hist = await (await page.request.get(`${url}/history`)).json();
+        const ids_ = Object.keys(hist);
+        if (ids_.length) { entry = hist[ids_[ids_.length - 1]]; if (entry.status?.completed || entry.status?.status_str === "error") break; }
+        await page.waitForTimeout(300);
+    }
+    result.history = entry;
+    step("ran");
+
+    // ---- save the workflow, reload the page, load it back
+    const workflow = await page.evaluate(() => (window.comfyAPI?.app?.app || window.app).graph.serialize());
+    result.workflowLayoutValues = workflow.nodes.find((n) => n.id === ids.layout)?.widgets_values;
+    await page.reload({ waitUntil: "domcontentloaded" });
+    await ready();
+    await page.evaluate(async (wf) => {
+        const app = window.comfyAPI?.app?.app || window.app;
+        app.graph.clear();
+        await app.loadGraphData(wf);
+        app.canvas.ds.scale = 1;
+        app.canvas.ds.offset = [0, 0];
+        app.graph.setDirtyCanvas(true, true);
+    }, workflow);
+    step("reloaded");
+    await page.waitForTimeout(800);
+    result.restoredJson = await layoutValue();
+    result.restoredRows = await page.locator(".instdiff-editor .ide-row").count();
+    result.restoredCaptions = await page.locator(".instdiff-editor .ide-row input[type=text]").evaluateAll((xs) => xs.map((x) => x.value));
+    result.restoredPixels = await page.evaluate(() => {
+        const c = document.querySelector(".instdiff-editor canvas");
+        const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        let coloured = 0;
+        for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - 48) + Math.abs(d[i + 1] - 48) + Math.abs(d[i + 2] - 48) > 30) coloured++;
+        return { coloured, total: d.length / 4 };
+    });
+    await page.locator(".instdiff-editor").first().screenshot({ path: path.join(outDir, "editor_restored.png") });
+    step("done");
+} catch (exc) {
+    result.error = String(exc?.stack || exc);
+} finally {
+    save();
+    await context.close();
+    fs.rmSync(profile, { recursive: true, force: true });
+}

@@ -1,0 +1,142 @@
+"""The layout editor widget in a real browser (Debian chromium + playwright-core, see scripts/setup_browser.sh).
+
+tests/browser/editor_flow.mjs builds a graph on the host UI, draws one instance of each kind (box, point,
+scribble, polygon, mask) with real mouse events, types captions, queues the prompt, then reloads the page and
+loads the saved workflow. Here we check what the backend received, the Layout Preview picture and the restore.
+Screenshots go to the pytest tmp dir; the editor screenshot is also copied to docs/editor.png.
+"""
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+BROWSER_DIR = REPO / "tests" / "browser"
+CHROMIUM = os.environ.get("INSTDIFF_CHROMIUM", "/usr/bin/chromium")
+W, H = 256, 192
+
+
+def _skip_reason():
+    if not Path(CHROMIUM).exists():
+        return f"{CHROMIUM} missing and it could not be installed (scripts/setup_browser.sh needs apt-get as root)"
+    if shutil.which("node") is None:
+        return "node (Node.js) is not installed"
+    return None
+
+
+def _ensure_browser():
+    """Run the idempotent set-up (chromium via apt, playwright-core via npm) unless already done."""
+    if Path(CHROMIUM).exists() and (BROWSER_DIR / "node_modules" / "playwright-core").exists():
+        return
+    subprocess.run([str(REPO / "scripts" / "setup_browser.sh")], check=True, timeout=900)
+
+
+def _hex(c):
+    return np.array([int(c[k:k + 2], 16) for k in (1, 3, 5)], dtype=float)
+
+
+def _blend(col, alpha):
+    grey = np.array([48.0, 48.0, 48.0])
+    return grey + (col - grey) * alpha / 255.0
+
+
+@pytest.fixture(scope="module")
+def flow(host, tmp_path_factory):
+    _ensure_browser()
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    out = tmp_path_factory.mktemp("editor_browser")
+    proc = subprocess.run(["node", str(BROWSER_DIR / "editor_flow.mjs"), host.url, str(out)],
+                          cwd=BROWSER_DIR, capture_output=True, text=True, timeout=300)
+    result_path = out / "result.json"
+    assert result_path.exists(), f"browser script failed:\n{proc.stdout}\n{proc.stderr}"
+    result = json.loads(result_path.read_text())
+    assert not result.get("error"), f"{result['error']}\nsteps: {result['steps']}\nconsole: {result['console']}"
+    if (out / "editor.png").exists():
+        (REPO / "docs").mkdir(exist_ok=True)
+        shutil.copyfile(out / "editor.png", REPO / "docs" / "editor.png")
+    result["out"] = out
+    return result
+
+
+def test_drawing_is_the_layout_json(flow):
+    layout = json.loads(flow["layoutJson"])
+    assert layout["schema"] == "instdiff.layout" and layout["width"] == W and layout["height"] == H
+    assert layout["caption"] == "a test scene"
+    inst = layout["instances"]
+    assert [i["caption"] for i in inst] == ["a red box", "a point", "a scribble", "a polygon", "a mask"]
+    # box drawn from (16, 16) to (96, 80) in image pixels, moved by (+10, +10), undone, redone, moved back
+    assert flow["afterMove"] == pytest.approx([26, 26, 80, 64], abs=2)
+    assert flow["afterUndo"] == pytest.approx([16, 16, 80, 64], abs=2)
+    assert inst[0]["box"] == pytest.approx([16, 16, 80, 64], abs=2)
+    assert inst[1]["point"] == pytest.approx([200, 40], abs=2)
+    stroke = inst[2]["scribble"][0]
+    assert len(inst[2]["scribble"]) == 1 and len(stroke) >= 4
+    assert stroke[0] == pytest.approx([130, 120], abs=2) and stroke[-1] == pytest.approx([220, 140], abs=2)
+    ring = inst[3]["polygon"]
+    assert len(ring) == 1 and np.allclose(ring[0], [[20, 110], [90, 110], [90, 175], [20, 175]], atol=2)
+    mask = inst[4]["mask"]
+    assert mask["size"] == [H, W]
+    for i in inst:
+        assert set(i) - {"caption", "color"}, i
+        assert i["color"].startswith("#") and len(i["color"]) == 7
+    # only the drawn kind on each instance
+    assert [sorted(set(i) - {"caption", "color"}) for i in inst] == [["box"], ["point"], ["scribble"], ["polygon"], ["mask"]]
+
+
+def test_mask_rle_decodes_in_the_backend(flow):
+    from instdiff_model.layout import Layout
+    layout = Layout.from_json(flow["layoutJson"])
+    m = layout.instances[4].mask
+    assert m.shape == (H, W)
+    ys, xs = np.nonzero(m)
+    # brush radius 12 along y=60 from x=120 to 175, then erased around x=176..180
+    assert abs(ys.min() - 48) <= 2 and abs(ys.max() - 71) <= 2
+    assert abs(xs.min() - 108) <= 2 and xs.max() < 176
+    assert m[60, 145] and not m[60, 185] and not m[100, 145]
+
+
+def test_backend_received_the_drawing(flow, host):
+    entry = flow["history"]
+    assert entry and entry["status"]["status_str"] == "success", json.dumps(entry)[:2000]
+    prompt = entry["prompt"][2]
+    sent = prompt[str(flow["ids"]["layout"])]["inputs"]
+    assert sent["layout_json"] == flow["layoutJson"]
+    assert sent["width"] == W and sent["height"] == H
+    assert "layout_editor" not in sent
+    # the sampled image exists (the full tiny-model chain ran on the drawn layout)
+    assert host.output_files(entry, flow["ids"]["saveImage"])
+    files = host.output_files(entry, flow["ids"]["savePreview"])
+    assert files
+    pic = np.asarray(Image.open(files[0]).convert("RGB"), dtype=float)
+    assert pic.shape == (H, W, 3)
+    inst = json.loads(flow["layoutJson"])["instances"]
+    col = [_hex(i["color"]) for i in inst]
+
+    def near(y, x, want, tol=40):
+        got = pic[y, x]
+        assert np.abs(got - want).max() <= tol, f"pixel ({x}, {y}) is {got}, expected about {want}"
+
+    near(60, 16, col[0]); near(60, 96, col[0])          # box left / right edges
+    near(40, 200, col[1])                                # point centre
+    near(140, 160, col[2], tol=60)                       # on the scribble (below its label)
+    near(150, 60, _blend(col[3], 70))                    # inside the polygon
+    near(69, 145, _blend(col[4], 110))                   # inside the mask
+    near(100, 240, np.array([48.0, 48.0, 48.0]), tol=2)  # background
+
+
+def test_workflow_restores_the_drawing(flow):
+    assert flow["restoredJson"] == flow["layoutJson"]
+    assert flow["restoredRows"] == 5
+    assert flow["restoredCaptions"] == ["a red box", "a point", "a scribble", "a polygon", "a mask"]
+    px = flow["restoredPixels"]
+    assert px["coloured"] > 0.05 * px["total"], px
+    assert flow["workflowLayoutValues"][3] == flow["layoutJson"]
+    pageerrors = [c for c in flow["console"] if c.startswith("pageerror")]
+    assert not pageerrors, pageerrors
