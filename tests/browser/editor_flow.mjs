@@ -161,15 +161,17 @@ try {
         const p = await app.graphToPrompt();
         return p.output[String(id)];
     }, ids.layout);
+    // The host may be shared with other tests: wait for a history entry that was not there before queueing.
+    const before = new Set(Object.keys(await (await page.request.get(`${url}/history`)).json()));
     await page.evaluate(() => (window.comfyAPI?.app?.app || window.app).queuePrompt(0, 1));
     step("queued");
-    const deadline = Date.now() + 90000;
+    const deadline = Date.now() + 120000;
     let entry = null;
-    while (Date.now() < deadline) {
+    while (Date.now() < deadline && !entry) {
         const hist = await (await page.request.get(`${url}/history`)).json();
-        const ids_ = Object.keys(hist);
-        if (ids_.length) { entry = hist[ids_[ids_.length - 1]]; if (entry.status?.completed || entry.status?.status_str === "error") break; }
-        await page.waitForTimeout(300);
+        const fresh = Object.keys(hist).filter((k) => !before.has(k));
+        if (fresh.length) entry = hist[fresh[fresh.length - 1]];
+        else await page.waitForTimeout(300);
     }
     result.history = entry;
     step("ran");
