@@ -8,7 +8,7 @@ import torch
 
 from ..instdiff_model import interop
 from ..instdiff_model.errors import InstDiffError
-from ..instdiff_model.layout import Layout
+from ..instdiff_model.layout import MAX_INSTANCES, Layout
 
 CATEGORY = "InstanceDiffusion/layout"
 LAYOUT = "INSTANCE_LAYOUT"
@@ -100,6 +100,10 @@ class LayoutFromDetections:
             base = len(f.instances)
             kept = [d for d in dets if d.score is None or d.score >= min_score]
             sources = {base + k: d.source for k, d in enumerate(kept)}
+            if base + len(instances) > MAX_INSTANCES:
+                raise InstDiffError(
+                    f"InstanceDiffusion supports at most {MAX_INSTANCES} instances; the layout has {base} and "
+                    f"{len(instances)} were imported; raise min_score or pass fewer detections")
             try:
                 out.append(Layout(width=f.width, height=f.height, caption=caption.strip() or f.caption,
                                   instances=list(f.instances) + instances))
