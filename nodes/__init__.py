@@ -10,9 +10,9 @@ def _register(module):
     NODE_DISPLAY_NAME_MAPPINGS.update(module.NODE_DISPLAY_NAME_MAPPINGS)
 
 
-from . import apply, layout, loader, preview, sampler, tokenizer  # noqa: E402
+from . import apply, interop, layout, loader, preview, sampler, tokenizer  # noqa: E402
 
-for _family in (loader, layout, tokenizer, apply, sampler, preview):
+for _family in (loader, layout, interop, tokenizer, apply, sampler, preview):
     _register(_family)
 
 if os.environ.get("INSTDIFF_TEST_NODES") == "1":

@@ -2,6 +2,7 @@
 import os
 
 import folder_paths
+import torch
 
 from ..instdiff_model.errors import InstDiffError
 from ..instdiff_model.model import InstanceDiffusionModel
@@ -33,7 +34,7 @@ def load_cached(path: str, weights: str) -> InstanceDiffusionModel:
     key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, weights)
     if key not in _CACHE:
         _CACHE.clear()
-        _CACHE[key] = InstanceDiffusionModel.from_file(path, weights=weights)
+        _CACHE[key] = InstanceDiffusionModel.from_file(path, weights=weights, dtype=torch.float32)
     return _CACHE[key]
 
 

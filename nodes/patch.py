@@ -108,6 +108,8 @@ class FuserPatch(_SharedPatch):
             h, w = _token_grid(x.shape[1], extra_options)
             mask = self._mask(chunks, per, h, w, x.device)
         fuser = self.instdiff.fusers[extra_options["transformer_index"]]
+        if fuser.linear.weight.dtype != x.dtype or fuser.linear.weight.device != x.device:
+            fuser.to(device=x.device, dtype=x.dtype)  # follow the UNet's precision (fp16/bf16 on GPUs)
         return fuser(x, objs, scale, mask)
 
 

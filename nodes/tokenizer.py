@@ -1,4 +1,6 @@
 """Instance Tokenizer node: layout + CLIP-L + InstanceDiffusion -> the grounding tokens of the run (computed once)."""
+import comfy.model_management
+
 from ..instdiff_model.errors import InstDiffError
 from ..instdiff_model.grounding import build_grounding
 from ..instdiff_model.tokenizer import DROP_CONFIGS, choose_drop_config
@@ -28,7 +30,8 @@ class InstanceTokenizerNode:
             raise InstDiffError("the layout has no instances; add at least one (Add Instance nodes or the layout editor)")
         drop = choose_drop_config(layout[0]) if config == "auto" else config
         encoded = [encode_captions(clip, [inst.caption for inst in frame.instances]) for frame in layout]
-        grounding = build_grounding(instancediffusion.position_net, layout, [e for e, _ in encoded], drop, seed)
+        position_net = instancediffusion.position_net.to(comfy.model_management.get_torch_device())
+        grounding = build_grounding(position_net, layout, [e for e, _ in encoded], drop, seed)
         grounding.instance_conds = encoded[0][1]
         return (grounding, drop)
 

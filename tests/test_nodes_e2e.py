@@ -58,3 +58,26 @@ def test_bad_layouts_name_the_fix(host, instances, fragment):
     prompt, _ = grounded_prompt(instances, preview=False)
     with pytest.raises(PromptError, match=fragment):
         host.run(prompt)
+
+
+def test_per_frame_keyframes_batch_of_four(host):
+    import json
+    ball = lambda x: json.loads(layout_json([{"caption": "a ball", "box": [x, 40, 40, 40]}]))  # noqa: E731
+    keyframes = json.dumps([{"frame": 0, "layout": ball(0)}, {"frame": 3, "layout": ball(84)}])
+    prompt, ids = grounded_prompt(
+        layout_node=lambda b: b.add("InstanceDiffusionLayoutKeyframes", keyframes=keyframes, frames=4), batch=4,
+        preview_image=False)
+    entry = host.run(prompt)
+    assert len(host.output_files(entry, ids["image"])) == 4
+    previews = host.output_files(entry, ids["preview"])
+    assert len(previews) == 4
+    # the ball moves right frame by frame: its outline's leftmost column grows
+    import numpy as np
+    from PIL import Image
+    lefts = []
+    for p in previews:
+        with Image.open(p) as im:
+            arr = np.asarray(im.convert("RGB")).astype(int)
+        red = (arr[..., 0] > 200) & (arr[..., 1] < 60) & (arr[..., 2] < 100)
+        lefts.append(int(np.nonzero(red.any(0))[0].min()))
+    assert lefts == sorted(lefts) and lefts[-1] - lefts[0] > 60

@@ -29,7 +29,7 @@ def tiny_models(b, seed=1, salt="tiny"):
 
 def grounded_prompt(instances=None, *, layout_node=None, mask_instance=False, full=1.0, decay=0.0, scaleu=True,
                     masked=False, steps=2, seed=5, batch=1, width=SIZE, height=SIZE, sampler="euler", mis=None,
-                    max_batch=0, save_latent=True, preview=True, plain_too=False, extra_model_patch=None):
+                    max_batch=0, save_latent=True, preview=True, preview_image=True, plain_too=False, extra_model_patch=None):
     """Tiny models -> layout -> tokenizer -> Apply -> sampler -> saved latent (+ image, layout preview)."""
     b = PromptBuilder()
     models, instdiff = tiny_models(b)
@@ -64,7 +64,7 @@ def grounded_prompt(instances=None, *, layout_node=None, mask_instance=False, fu
     image = b.add("VAEDecode", samples=sampled[0], vae=models[2])
     ids["image"] = b.add("SaveImage", images=image[0], filename_prefix="grounded")
     if preview:
-        pic = b.add("InstanceDiffusionLayoutPreview", layout=layout[0], image=image[0])
+        pic = b.add("InstanceDiffusionLayoutPreview", layout=layout[0], **({"image": image[0]} if preview_image else {}))
         ids["preview"] = b.add("SaveImage", images=pic[0], filename_prefix="layout")
     if plain_too:
         plain = b.add("KSampler", model=models[0], **common)
