@@ -82,6 +82,7 @@ class FuserPatch(_SharedPatch):
         self.gate = gate
         self.masked_attention = masked_attention
         self._cache = {}
+        self._checked = set()
 
     def _per_chunk(self, kind: str, per: int, device, dtype):
         key = (kind, per, device, dtype)
@@ -96,7 +97,22 @@ class FuserPatch(_SharedPatch):
             self._cache[key] = torch.cat(masks).to(device)
         return self._cache[key]
 
+    def _check_aspect(self, latent_shape) -> None:
+        """Grounding is in normalised coordinates: any latent size works if its aspect matches the layout's."""
+        if not self.grounding.layouts or latent_shape in self._checked:
+            return
+        height, width = latent_shape[-2:]
+        layout = self.grounding.layouts[0]
+        if abs(width / height - layout.width / layout.height) > 0.02 * layout.width / layout.height:
+            raise InstDiffError(
+                f"the latent is {width * 8}x{height * 8} pixels but the layout is {layout.width}x{layout.height}: the "
+                "aspect ratios differ, so instances would land in the wrong places; give the Empty Latent Image the "
+                "layout's aspect ratio (or change the layout size)")
+        self._checked.add(latent_shape)
+
     def __call__(self, x, extra_options):
+        if "original_shape" in extra_options:
+            self._check_aspect(tuple(extra_options["original_shape"]))
         scale = self.gate(extra_options.get("sigmas"))
         if scale == 0.0:
             return x

@@ -81,3 +81,12 @@ def test_per_frame_keyframes_batch_of_four(host):
         red = (arr[..., 0] > 200) & (arr[..., 1] < 60) & (arr[..., 2] < 100)
         lefts.append(int(np.nonzero(red.any(0))[0].min()))
     assert lefts == sorted(lefts) and lefts[-1] - lefts[0] > 60
+
+
+def test_latent_of_another_aspect_is_refused(host):
+    prompt, _ = grounded_prompt(FORMATS["boxes"], preview=False)
+    for node in prompt.values():
+        if node["class_type"] == "EmptyLatentImage":
+            node["inputs"]["width"] = 256
+    with pytest.raises(PromptError, match="aspect ratios differ"):
+        host.run(prompt)
