@@ -26,8 +26,9 @@ const context = await chromium.launchPersistentContext(profile, {
 const origin = new URL(url).origin;
 await context.route("**/*", (route) => (route.request().url().startsWith(origin) ? route.continue() : route.abort()));
 
+let page;
 try {
-    const page = context.pages()[0] || await context.newPage();
+    page = context.pages()[0] || await context.newPage();
     page.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") result.console.push(`${m.type()}: ${m.text()}`); });
     page.on("pageerror", (e) => result.console.push(`pageerror: ${e.message}`));
     // NEW frontend: skip the templates modal on a fresh user (harmless on the old one).
@@ -88,7 +89,7 @@ try {
         const saveImg = add("SaveImage", [1900, 700], { filename_prefix: "editor_sample" });
         link(dec, 0, saveImg, "images");
         app.canvas.ds.scale = 1;
-        app.canvas.ds.offset = [0, 0];
+        app.canvas.ds.offset = [90, 70];  // clear of the side bar and top menu of the new frontend
         app.graph.setDirtyCanvas(true, true);
         return { layout: layout.id, preview: preview.id, savePreview: savePrev.id, saveImage: saveImg.id };
     }, { W, H });
@@ -186,7 +187,7 @@ try {
         app.graph.clear();
         await app.loadGraphData(wf);
         app.canvas.ds.scale = 1;
-        app.canvas.ds.offset = [0, 0];
+        app.canvas.ds.offset = [90, 70];  // clear of the side bar and top menu of the new frontend
         app.graph.setDirtyCanvas(true, true);
     }, workflow);
     step("reloaded");
@@ -205,6 +206,7 @@ try {
     step("done");
 } catch (exc) {
     result.error = String(exc?.stack || exc);
+    await page?.screenshot({ path: path.join(outDir, "page_error.png") }).catch(() => {});
 } finally {
     save();
     await context.close();
