@@ -9,4 +9,5 @@ demo: setup
 	$(PY) scripts/demo.py
 
 test: setup
+	scripts/setup_browser.sh
 	$(PY) -m pytest -q -p no:cacheprovider tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected: failing"; exit 1; fi; exit $$rc

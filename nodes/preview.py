@@ -26,8 +26,9 @@ def draw_layout(layout, background: Image.Image | None = None) -> Image.Image:
     for i, inst in enumerate(layout.instances):
         col = instance_color(i, inst)
         if inst.mask is not None:
-            alpha = Image.fromarray((inst.mask.astype(np.uint8) * 110))
-            overlay.paste(Image.new("RGBA", size, col + (255,)), (0, 0), alpha)
+            tint = Image.new("RGBA", size, col + (110,))
+            overlay = Image.composite(tint, overlay, Image.fromarray(inst.mask.astype(np.uint8) * 255))
+            fills = ImageDraw.Draw(overlay)
         if inst.polygon is not None:
             for ring in inst.polygon:
                 fills.polygon([tuple(p) for p in ring], fill=col + (70,))

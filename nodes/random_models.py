@@ -7,6 +7,7 @@ import comfy.sd
 import comfy.supported_models
 import comfy.taesd.taesd
 import comfy.utils
+from comfy.ldm.models.autoencoder import AutoencoderKL
 
 
 def sd15_unet_config(model_channels: int = 320) -> dict:
@@ -59,8 +60,10 @@ def random_vae(seed: int, tiny: bool = True):
     """A random VAE: the small TAESD architecture (fast) or the standard SD KL-f8 autoencoder."""
     if tiny:
         shapes = comfy.taesd.taesd.TAESD().state_dict()
-    else:
-        shapes = comfy.sd.VAE(sd={}).first_stage_model.state_dict()
+    else:  # the SD KL-f8 autoencoder (comfy.sd.VAE would pick the x4-upscaler variant for an empty dict)
+        ddconfig = {"double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
+                    "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0}
+        shapes = AutoencoderKL(ddconfig=ddconfig, embed_dim=4).state_dict()
     g = torch.Generator().manual_seed(seed + 2)
     # fan-in scaled so the random decoder produces visible (non-constant) images
     sd = {k: (torch.randn(v.shape, generator=g) / max(1, v[0].numel()) ** 0.5 if v.dim() >= 2 else
@@ -82,3 +85,17 @@ def write_random_instancediffusion(path: str, seed: int) -> None:
     sd = InstanceDiffusionModel.from_formula(salt=f"random-{seed}").official_state_dict()
     comfy.utils.save_torch_file({k: v.half().contiguous() for k, v in sd.items()}, path,
                                 metadata={"instdiff_random_standin": f"seed={seed}"})
+
+
+def write_random_lora(path: str, seed: int, rank: int = 4) -> None:
+    """Write a small SD1.5 UNet LoRA (attention projections of the 16 transformer blocks) with random weights."""
+    from ..instdiff_model.blocks import FUSER_BLOCKS
+    g = torch.Generator().manual_seed(seed + 3)
+    sd = {}
+    for block, width in FUSER_BLOCKS:
+        for proj in ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn2.to_q"):
+            key = f"lora_unet_{block}.transformer_blocks.0.{proj}".replace(".", "_")
+            sd[f"{key}.lora_up.weight"] = torch.randn(width, rank, generator=g) * 0.05
+            sd[f"{key}.lora_down.weight"] = torch.randn(rank, width, generator=g) * 0.05
+            sd[f"{key}.alpha"] = torch.tensor(float(rank))
+    comfy.utils.save_torch_file(sd, path, metadata={"instdiff_random_standin": f"seed={seed}"})

@@ -8,6 +8,7 @@ from scripts.hostenv import host_dir, import_pack  # noqa: E402
 
 CHECKPOINT = "random-sd15.safetensors"
 INSTDIFF = "random-instancediffusion.safetensors"
+LORA = "random-lora-sd15.safetensors"
 
 
 def main():
@@ -26,12 +27,16 @@ def main():
         random_models.write_random_checkpoint(str(tmp), args.seed)
         tmp.rename(ckpt)
     idf = models / "instancediffusion" / INSTDIFF
-    if (args.force or not idf.exists()) and hasattr(random_models, "write_random_instancediffusion"):
+    if args.force or not idf.exists():
         idf.parent.mkdir(parents=True, exist_ok=True)
         print(f"[fixtures] writing {idf} (official keys and shapes, random weights)", flush=True)
         tmp = idf.with_suffix(".partial")
         random_models.write_random_instancediffusion(str(tmp), args.seed)
         tmp.rename(idf)
+    lora = models / "loras" / LORA
+    if args.force or not lora.exists():
+        print(f"[fixtures] writing {lora} (small random SD1.5 LoRA)", flush=True)
+        random_models.write_random_lora(str(lora), args.seed)
     print(f"[fixtures] ready in {models}")
 
 

@@ -11,7 +11,10 @@ if str(REPO) not in sys.path:
 
 @pytest.fixture(scope="session")
 def host():
-    """A running host with this pack and its test-only nodes."""
+    """A running host with this pack and its test-only nodes, the random stand-in files in its models folders."""
+    import subprocess
+    subprocess.run([sys.executable, str(REPO / "scripts" / "make_random_models.py")], check=True,
+                   stdout=subprocess.DEVNULL)
     from scripts.headless import HostServer
     with HostServer(extra_env={"INSTDIFF_TEST_NODES": "1"}) as server:
         yield server

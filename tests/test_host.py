@@ -53,3 +53,15 @@ def test_plain_txt2img_writes_png(host):
     with Image.open(files[0]) as im:
         assert im.size == (256, 256)
         assert im.getextrema() != ((0, 0), (0, 0), (0, 0))
+
+
+def test_random_checkpoint_is_detected_as_sd15_by_the_host_loader(host, pack):
+    import comfy.sd
+    import folder_paths  # noqa: F401  (host module; in-process import)
+    from scripts.hostenv import host_dir
+    path = host_dir() / "models" / "checkpoints" / "random-sd15.safetensors"
+    model, clip, vae = comfy.sd.load_checkpoint_guess_config(str(path), output_vae=True, output_clip=True)[:3]
+    assert type(model.model.model_config).__name__ == "SD15"
+    assert clip.tokenize("x").keys() == {"l"}
+    import torch
+    assert vae.decode(torch.zeros(1, 4, 8, 8)).shape == (1, 64, 64, 3)

@@ -1,0 +1,205 @@
+"""Regenerate workflows/*.json (UI format, as users share them) from compact graph specs; needs the test host."""
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from scripts.headless import HostServer, _widget_slots  # noqa: E402
+from scripts.hostenv import REPO  # noqa: E402
+
+CKPT = "v1-5-pruned-emaonly.safetensors"
+INSTDIFF = "instancediffusion_sd15.safetensors"
+NEGATIVE = "worst quality, low quality, bad anatomy, watermark, text, blurry"
+
+
+def layout(caption, instances, width=512, height=512):
+    return json.dumps({"schema": "instdiff.layout", "version": 1, "width": width, "height": height,
+                       "caption": caption, "instances": instances}, indent=1)
+
+
+class Graph:
+    """Nodes as (type, {input: value or (node, slot)}); laid out in columns in insertion order."""
+
+    def __init__(self):
+        self.nodes = []
+
+    def add(self, type_, column, **inputs):
+        self.nodes.append((type_, column, inputs))
+        return len(self.nodes)
+
+    def to_ui(self, info: dict, note: str) -> dict:
+        ui_nodes, links, rows = [], [], {}
+        outputs = {}
+        for nid, (type_, column, inputs) in enumerate(self.nodes, start=1):
+            spec = info[type_]
+            row = rows.get(column, 0)
+            rows[column] = row + 1
+            node = {"id": nid, "type": type_, "pos": [40 + 380 * column, 40 + 300 * row], "size": [340, 260],
+                    "flags": {}, "order": nid - 1, "mode": 0, "inputs": [], "outputs": [],
+                    "properties": {"Node name for S&R": type_}, "widgets_values": []}
+            for section in ("required", "optional"):
+                for name, s in spec["input"].get(section, {}).items():
+                    value = inputs.get(name)
+                    if isinstance(value, tuple):
+                        links.append([len(links) + 1, value[0], value[1], nid, len(node["inputs"]), None])
+                        node["inputs"].append({"name": name, "type": None, "link": len(links)})
+                        outputs.setdefault((value[0], value[1]), []).append(len(links))
+                        if _widget_slots(s):
+                            node["inputs"][-1]["widget"] = {"name": name}
+                    slots = _widget_slots(s)
+                    if slots:
+                        if value is None or isinstance(value, tuple):
+                            value = s[1].get("default") if len(s) > 1 and isinstance(s[1], dict) else None
+                            if value is None and isinstance(s[0], list):
+                                value = s[0][0]
+                        node["widgets_values"].append(value)
+                        node["widgets_values"].extend(["fixed"] * (slots - 1))
+            node["outputs"] = [{"name": n, "type": t, "links": [], "slot_index": i}
+                               for i, (n, t) in enumerate(zip(spec["output_name"], spec["output"]))]
+            ui_nodes.append(node)
+        for (src, slot), ids in outputs.items():
+            ui_nodes[src - 1]["outputs"][slot]["links"] = ids
+        for link in links:
+            link[5] = ui_nodes[link[1] - 1]["outputs"][link[2]]["type"]
+            ui_nodes[link[3] - 1]["inputs"][link[4]]["type"] = link[5]
+        ui_nodes.append({"id": len(ui_nodes) + 1, "type": "Note", "pos": [40, -260], "size": [760, 220], "flags": {},
+                         "order": len(ui_nodes), "mode": 0, "properties": {"text": ""}, "widgets_values": [note]})
+        return {"last_node_id": len(ui_nodes), "last_link_id": len(links), "nodes": ui_nodes, "links": links,
+                "groups": [], "config": {}, "extra": {}, "version": 0.4}
+
+
+def base(g, caption, instances, *, mask_nodes=None, lora=False, masked=False, width=512, height=512):
+    """Checkpoint + InstanceDiffusion + layout + tokenizer + Apply; returns (patched model, clip, vae, layout)."""
+    ckpt = g.add("CheckpointLoaderSimple", 0, ckpt_name=CKPT)
+    model, clip = (ckpt, 0), (ckpt, 1)
+    if lora:
+        lo = g.add("LoraLoader", 0, model=model, clip=clip, lora_name="your_sd15_lora.safetensors",
+                   strength_model=0.8, strength_clip=0.8)
+        model, clip = (lo, 0), (lo, 1)
+    idm = g.add("LoadInstanceDiffusion", 0, model_name=INSTDIFF, weights="ema")
+    lay = g.add("InstanceDiffusionLayout", 1, width=width, height=height, caption=caption,
+                layout_json=layout(caption, instances, width, height))
+    lay_out = (lay, 0)
+    for add in mask_nodes or []:
+        lay_out = add(g, lay_out)
+    tok = g.add("InstanceDiffusionTokenizer", 2, clip=clip, layout=lay_out, instancediffusion=(idm, 0),
+                config="auto", seed=0)
+    patched = g.add("ApplyInstanceDiffusion", 2, model=model, instancediffusion=(idm, 0),
+                    instance_conditioning=(tok, 0), grounding_full=0.8, grounding_decay=0.0, scaleu=True,
+                    masked_attention=masked)
+    return (patched, 0), clip, (ckpt, 2), lay_out
+
+
+def finish(g, model, clip, vae, lay_out, caption, *, mis=None, width=512, height=512, refiner=False):
+    pos = g.add("CLIPTextEncode", 3, text=caption, clip=clip)
+    neg = g.add("CLIPTextEncode", 3, text=NEGATIVE, clip=clip)
+    lat = g.add("EmptyLatentImage", 3, width=width, height=height, batch_size=1)
+    common = dict(model=model, seed=42, steps=30, cfg=7.5, sampler_name="dpmpp_2m", scheduler="karras",
+                  positive=(pos, 0), negative=(neg, 0), latent_image=(lat, 0), denoise=1.0)
+    if mis is None:
+        s = g.add("KSampler", 4, **common)
+    else:
+        s = g.add("InstanceDiffusionKSampler", 4, mis=mis, max_batch=0, **dict(common, sampler_name="euler",
+                                                                                scheduler="normal"))
+    img = g.add("VAEDecode", 4, samples=(s, 0), vae=vae)
+    g.add("SaveImage", 5, images=(img, 0), filename_prefix="InstanceDiffusion")
+    pic = g.add("InstanceDiffusionLayoutPreview", 5, layout=lay_out, image=(img, 0))
+    g.add("SaveImage", 5, images=(pic, 0), filename_prefix="InstanceDiffusion_layout")
+    if refiner:
+        ref = g.add("CheckpointLoaderSimple", 6, ckpt_name="sd_xl_refiner_1.0.safetensors")
+        rpos = g.add("CLIPTextEncode", 6, text=caption, clip=(ref, 1))
+        rneg = g.add("CLIPTextEncode", 6, text=NEGATIVE, clip=(ref, 1))
+        up = g.add("ImageScale", 7, image=(img, 0), upscale_method="lanczos", width=1024, height=1024, crop="disabled")
+        enc = g.add("VAEEncode", 7, pixels=(up, 0), vae=(ref, 2))
+        rs = g.add("KSampler", 7, model=(ref, 0), seed=42, steps=30, cfg=7.5, sampler_name="dpmpp_2m",
+                   scheduler="karras", positive=(rpos, 0), negative=(rneg, 0), latent_image=(enc, 0), denoise=0.35)
+        rimg = g.add("VAEDecode", 8, samples=(rs, 0), vae=(ref, 2))
+        g.add("SaveImage", 8, images=(rimg, 0), filename_prefix="InstanceDiffusion_refined")
+
+
+def mask_from_rect(caption, x, y, w, h, width=512, height=512):
+    """Stock nodes paint a rectangle-ish mask (SolidMask + MaskComposite); swap in Load Image (as Mask) for your own."""
+    def add(g, lay_out):
+        empty = g.add("SolidMask", 1, value=0.0, width=width, height=height)
+        blob = g.add("SolidMask", 1, value=1.0, width=w, height=h)
+        m = g.add("MaskComposite", 1, destination=(empty, 0), source=(blob, 0), x=x, y=y, operation="add")
+        return (g.add("InstanceDiffusionAddMask", 2, layout=lay_out, caption=caption, mask=(m, 0), threshold=0.5), 0)
+    return add
+
+
+BOXES = [{"caption": "a corgi wearing a red scarf", "box": [40, 230, 200, 250]},
+         {"caption": "a white cat sitting", "box": [280, 250, 190, 230]},
+         {"caption": "a hot air balloon", "box": [300, 20, 160, 180]}]
+SCENE = "a corgi and a white cat in a sunny park, a hot air balloon in the sky, photo"
+
+WORKFLOWS = {
+    "instancediffusion_boxes": (
+        "Boxes: every instance is a caption + a box. Draw boxes in the layout editor (or edit layout_json). Official "
+        "settings: grounding on for the first 80% of steps (grounding_full 0.8), ScaleU on.",
+        dict(instances=BOXES)),
+    "instancediffusion_points": (
+        "Points: one point per instance (the 'point' test config drops boxes). Points are the weakest location "
+        "hint; use several instances or boxes for more control.",
+        dict(instances=[{"caption": b["caption"], "point": [b["box"][0] + b["box"][2] // 2, b["box"][1] + b["box"][3] // 2]}
+                        for b in BOXES])),
+    "instancediffusion_scribbles": (
+        "Scribbles: free-hand strokes per instance. With scribbles present the tokenizer uses the official "
+        "'scribble' config (the default sd15 config would ignore them).",
+        dict(instances=[{"caption": "a winding river", "scribble": [[[10, 480], [120, 400], [260, 430], [400, 360], [500, 380]]]},
+                        {"caption": "a flock of birds", "scribble": [[[300, 80], [340, 60], [380, 90], [420, 70]]]}],
+             caption="a landscape with a winding river and birds in the sky, painting")),
+    "instancediffusion_polygons": (
+        "Polygons: each instance is a closed outline; its mask, boundary and interior samples are derived as in "
+        "the official preprocessing.",
+        dict(instances=[{"caption": "a red barn", "polygon": [[[60, 300], [200, 200], [340, 300], [340, 480], [60, 480]]]},
+                        {"caption": "a tall pine tree", "polygon": [[[400, 480], [440, 120], [490, 480]]]}],
+             caption="a red barn and a tall pine tree on a farm, photo")),
+    "instancediffusion_masks": (
+        "Masks: per-instance masks (here painted with stock mask nodes; connect Load Image (as Mask) or a segmenter "
+        "instead). The mask tokens go through the ConvNeXt mask branch.",
+        dict(instances=[], mask_nodes=[mask_from_rect("a golden retriever", 40, 200, 220, 280),
+                                       mask_from_rect("a wooden bench", 270, 300, 230, 180)],
+             caption="a golden retriever next to a wooden bench in a garden, photo")),
+    "instancediffusion_all_formats": (
+        "All formats in one layout: box, point, scribble, polygon and mask instances together.",
+        dict(instances=[BOXES[0], {"caption": "a white cat sitting", "point": [370, 360]},
+                        {"caption": "a stone path", "scribble": [[[250, 500], [260, 420], [240, 330]]]},
+                        {"caption": "a hot air balloon", "polygon": [[[330, 30], [450, 30], [420, 190], [360, 190]]]}],
+             mask_nodes=[mask_from_rect("a flower bed", 0, 440, 512, 72)], caption=SCENE)),
+    "instancediffusion_multi_instance_sampler": (
+        "Multi-instance sampler (MIS): for the first 36% of steps (official default) each instance is also denoised "
+        "alone with its caption as the prompt, in one batch with the full image; the latents are averaged, then "
+        "sampling finishes normally. Costs about 1 + n*mis times a plain run; lower max_batch if memory is short.",
+        dict(instances=BOXES, mis=0.36)),
+    "instancediffusion_masked_attention": (
+        "Instance-masked attention: inside the fusers each image token attends only to its own instance's tokens "
+        "(off in the official release; an option here). Helps keep attributes from leaking between instances.",
+        dict(instances=BOXES, masked=True)),
+    "instancediffusion_with_lora": (
+        "Composing with a LoRA: Load LoRA before Apply InstanceDiffusion (any SD1.5 LoRA). Replace "
+        "your_sd15_lora.safetensors with one of yours.",
+        dict(instances=BOXES, lora=True)),
+    "instancediffusion_sdxl_refiner_cascade": (
+        "The official cascade option: the SD1.5 InstanceDiffusion image refined by the SDXL refiner (img2img at "
+        "strength 0.35, at 1024x1024). Needs sd_xl_refiner_1.0.safetensors in models/checkpoints.",
+        dict(instances=BOXES, refiner=True)),
+}
+
+
+def main():
+    out = REPO / "workflows"
+    out.mkdir(exist_ok=True)
+    with HostServer() as host:
+        info = host.object_info
+    for name, (note, opts) in WORKFLOWS.items():
+        g = Graph()
+        caption = opts.get("caption", SCENE)
+        model, clip, vae, lay_out = base(g, caption, opts["instances"], mask_nodes=opts.get("mask_nodes"),
+                                         lora=opts.get("lora", False), masked=opts.get("masked", False))
+        finish(g, model, clip, vae, lay_out, caption, mis=opts.get("mis"), refiner=opts.get("refiner", False))
+        (out / f"{name}.json").write_text(json.dumps(g.to_ui(info, note), indent=1) + "\n")
+        print("wrote", out / f"{name}.json")
+
+
+if __name__ == "__main__":
+    main()
