@@ -17,7 +17,8 @@ def _fuser(channels, prefix, salt=""):
     return fuser.eval()
 
 
-@pytest.mark.parametrize("channels", [320, 640, 1280])
+@pytest.mark.parametrize("channels", sorted(int(p.stem.split("_")[1]) for p in vectors_dir().glob("fuser_*.json")
+                                            if p.stem.split("_")[1].isdigit()))
 def test_fuser_vectors(channels):
     meta = json.loads((vectors_dir() / f"fuser_{channels}.json").read_text())
     data = load_file(vectors_dir() / f"fuser_{channels}.safetensors")
