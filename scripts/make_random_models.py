@@ -20,23 +20,18 @@ def main():
     import importlib
     random_models = importlib.import_module("comfyui_instancediffusion.nodes.random_models")
     models = host_dir() / "models"
-    ckpt = models / "checkpoints" / CHECKPOINT
-    if args.force or not ckpt.exists():
-        print(f"[fixtures] writing {ckpt} (full-size SD1.5 layout, random weights, ~2 GB)", flush=True)
-        tmp = ckpt.with_suffix(".partial")
-        random_models.write_random_checkpoint(str(tmp), args.seed)
-        tmp.rename(ckpt)
-    idf = models / "instancediffusion" / INSTDIFF
-    if args.force or not idf.exists():
-        idf.parent.mkdir(parents=True, exist_ok=True)
-        print(f"[fixtures] writing {idf} (official keys and shapes, random weights)", flush=True)
-        tmp = idf.with_suffix(".partial")
-        random_models.write_random_instancediffusion(str(tmp), args.seed)
-        tmp.rename(idf)
-    lora = models / "loras" / LORA
-    if args.force or not lora.exists():
-        print(f"[fixtures] writing {lora} (small random SD1.5 LoRA)", flush=True)
-        random_models.write_random_lora(str(lora), args.seed)
+    stand_ins = [
+        (models / "checkpoints" / CHECKPOINT, random_models.write_random_checkpoint, "full-size SD1.5 layout, ~2 GB"),
+        (models / "instancediffusion" / INSTDIFF, random_models.write_random_instancediffusion, "official keys and shapes"),
+        (models / "loras" / LORA, random_models.write_random_lora, "small SD1.5 LoRA"),
+    ]
+    for path, write, what in stand_ins:
+        if args.force or not path.exists():
+            print(f"[fixtures] writing {path} ({what}, random weights)", flush=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".partial")
+            write(str(tmp), args.seed)
+            tmp.rename(path)
     print(f"[fixtures] ready in {models}")
 
 

@@ -1,4 +1,5 @@
 """Where the reference vectors live: env INSTDIFF_REFERENCE_VECTORS / INSTDIFF_REFERENCE_UNET, else ../shared/reference/."""
+import json
 import os
 from pathlib import Path
 
@@ -25,3 +26,13 @@ def vectors_dir() -> Path:
 
 def unet_dir() -> Path:
     return _find("INSTDIFF_REFERENCE_UNET", "unet")
+
+
+def official_keys() -> dict:
+    """{official key: shape} of the 513 added parameters, from instancediffusion_keys.tsv."""
+    spec = {}
+    for line in (vectors_dir().parent / "instancediffusion_keys.tsv").read_text().splitlines():
+        if line and not line.startswith("#") and not line.startswith("key\t"):
+            key, shape, _ = line.split("\t")
+            spec[key] = tuple(json.loads(shape))
+    return spec

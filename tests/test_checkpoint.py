@@ -17,24 +17,15 @@ from instdiff_model.checkpoint import expected_spec, read_weights, validate
 from instdiff_model.convert import convert, main
 from instdiff_model.errors import InstDiffError
 from instdiff_model.model import InstanceDiffusionModel
-from refpaths import vectors_dir
+from refpaths import official_keys, vectors_dir
 
 BASE_KEYS = {"input_blocks.0.0.weight": (4, 4, 3, 3), "time_embed.0.weight": (5, 3), "out.0.bias": (4,)}
-
-
-def _official_keys():
-    spec = {}
-    for line in (vectors_dir().parent / "instancediffusion_keys.tsv").read_text().splitlines():
-        if line and not line.startswith("#") and not line.startswith("key\t"):
-            key, shape, _ = line.split("\t")
-            spec[key] = tuple(json.loads(shape))
-    return spec
 
 
 @pytest.fixture(scope="module")
 def spec():
     """The official 513 keys with every dimension cut to <= 3 (real shapes are checked separately)."""
-    return {k: tuple(min(s, 3) for s in shape) for k, shape in _official_keys().items()}
+    return {k: tuple(min(s, 3) for s in shape) for k, shape in official_keys().items()}
 
 
 def _state(spec, seed):
@@ -110,7 +101,7 @@ def test_convert_roundtrip(tmp_path, spec, capsys):
 def test_convert_cli_on_official_spec(tmp_path):
     """Real key names and shapes through the command line (position net and fusers cut to their real sizes)."""
     real = expected_spec()
-    assert real == _official_keys()
+    assert real == official_keys()
     sd = {k: torch.full(shape, 0.5) for k, shape in real.items() if k.startswith("scaleu_")}
     sd.update({k: torch.zeros(shape) for k, shape in real.items() if not k.startswith("scaleu_")})
     save_file(sd, tmp_path / "full.safetensors")

@@ -9,21 +9,12 @@ from instdiff_model.blocks import FUSER_BLOCKS
 from instdiff_model.errors import InstDiffError
 from instdiff_model.formula import formula_tensor
 from instdiff_model.model import InstanceDiffusionModel
-from refpaths import unet_dir, vectors_dir
+from refpaths import official_keys, unet_dir, vectors_dir
 
 
 def _meta_model():
     with torch.device("meta"):
         return InstanceDiffusionModel()
-
-
-def _official_keys():
-    spec = {}
-    for line in (vectors_dir().parent / "instancediffusion_keys.tsv").read_text().splitlines():
-        if line and not line.startswith("#") and not line.startswith("key\t"):
-            key, shape, _ = line.split("\t")
-            spec[key] = tuple(json.loads(shape))
-    return spec
 
 
 def _constants(spec):
@@ -33,7 +24,7 @@ def _constants(spec):
 
 def test_official_keys_and_mapping():
     model = _meta_model()
-    spec = _official_keys()
+    spec = official_keys()
     assert model.official_spec() == spec
     sd = _constants(spec)
     model.load_official(sd)
@@ -49,7 +40,7 @@ def test_official_keys_and_mapping():
 
 def test_load_official_is_strict():
     model = _meta_model()
-    sd = _constants(_official_keys())
+    sd = _constants(official_keys())
     del sd["scaleu_b_0"]
     sd["fusers.0.linear.weight"] = torch.zeros(1)
     with pytest.raises(InstDiffError, match=r"missing \(1\): scaleu_b_0.*unexpected \(1\): fusers.0.linear.weight"):
@@ -61,7 +52,7 @@ def test_fusers_and_scaleu_against_c2_debug():
     salt = json.loads((unet_dir() / "pub_c2_nonsquare.json").read_text())["formula_salt"]
     debug = load_file(unet_dir() / "pub_c2_nonsquare_debug.safetensors")
     objs = load_file(unet_dir() / "pub_c2_nonsquare.safetensors")["grounding_tokens"]
-    spec = _official_keys()
+    spec = official_keys()
     formula = ("input_blocks.4.1.", "middle_block.1.", "output_blocks.3.1.", "scaleu_b_0", "scaleu_s_0",
                "scaleu_b_5", "scaleu_s_5")
     sd = _constants(spec)
