@@ -17,7 +17,7 @@ from instdiff_model.checkpoint import expected_spec, read_weights, validate
 from instdiff_model.convert import convert, main
 from instdiff_model.errors import InstDiffError
 from instdiff_model.model import InstanceDiffusionModel
-from refpaths import official_keys, vectors_dir
+from refpaths import official_keys
 
 BASE_KEYS = {"input_blocks.0.0.weight": (4, 4, 3, 3), "time_embed.0.weight": (5, 3), "out.0.bias": (4,)}
 

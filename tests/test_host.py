@@ -57,7 +57,6 @@ def test_plain_txt2img_writes_png(host):
 
 def test_random_checkpoint_is_detected_as_sd15_by_the_host_loader(host, pack):
     import comfy.sd
-    import folder_paths  # noqa: F401  (host module; in-process import)
     from scripts.hostenv import host_dir
     path = host_dir() / "models" / "checkpoints" / "random-sd15.safetensors"
     model, clip, vae = comfy.sd.load_checkpoint_guess_config(str(path), output_vae=True, output_clip=True)[:3]

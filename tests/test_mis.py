@@ -1,6 +1,4 @@
 """Multi-instance sampler on the host: mis=0 parity, a node-by-node slow reference, chunking, sizes."""
-import json
-
 import pytest
 import torch
 from safetensors.torch import load_file

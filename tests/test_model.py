@@ -9,7 +9,7 @@ from instdiff_model.blocks import FUSER_BLOCKS
 from instdiff_model.errors import InstDiffError
 from instdiff_model.formula import formula_tensor
 from instdiff_model.model import InstanceDiffusionModel
-from refpaths import official_keys, unet_dir, vectors_dir
+from refpaths import official_keys, unet_dir
 
 
 def _meta_model():

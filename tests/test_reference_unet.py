@@ -36,7 +36,6 @@ def run_unet(pack, unet, instdiff, x, t, context, tokens, null_tokens, gate, sca
     name = pack.__name__
     patch = importlib.import_module(name + ".nodes.patch")
     grounding_mod = importlib.import_module(name + ".instdiff_model.grounding")
-    b = x.shape[0]
     grounding = grounding_mod.Grounding(tokens=tokens, null_tokens=null_tokens,
                                         regions=torch.zeros(tokens.shape[0], 30, 8, 8, dtype=torch.bool),
                                         present=torch.zeros(tokens.shape[0], 30, dtype=torch.bool), drop="sd15")
