@@ -39,9 +39,98 @@ def parse_points(text: str, what: str) -> list:
     return out
 
 
+def _clip_xy(p, sx, sy, w, h) -> tuple:
+    return (min(max(p[0] * sx, 0.0), float(w)), min(max(p[1] * sy, 0.0), float(h)))
+
+
+def _resample_mask(mask, w: int, h: int):
+    """Nearest-neighbour resize of an (H, W) bool mask, sampling pixel centres (the editor does the same)."""
+    import numpy as np
+    sh, sw = mask.shape
+    ys = np.minimum(sh - 1, np.floor((np.arange(h) + 0.5) * sh / h).astype(np.int64))
+    xs = np.minimum(sw - 1, np.floor((np.arange(w) + 0.5) * sw / w).astype(np.int64))
+    return mask[ys][:, xs]
+
+
+def scale_instance(inst: Instance, sw: int, sh: int, w: int, h: int) -> Instance:
+    """A copy of `inst` (drawn on a sw x sh image) scaled to a w x h image, kept inside it."""
+    if (sw, sh) == (w, h):
+        return Instance(caption=inst.caption, box=inst.box, point=inst.point, scribble=inst.scribble,
+                        polygon=inst.polygon, mask=inst.mask, color=inst.color)
+    sx, sy = w / sw, h / sh
+    box = None
+    if inst.box is not None:
+        x0, y0 = _clip_xy(inst.box[:2], sx, sy, w, h)
+        x1, y1 = _clip_xy((inst.box[0] + inst.box[2], inst.box[1] + inst.box[3]), sx, sy, w, h)
+        box = (x0, y0, max(x1 - x0, 1e-3), max(y1 - y0, 1e-3))
+    pt = None if inst.point is None else _clip_xy(inst.point, sx, sy, w, h)
+    lines = lambda v: None if v is None else [[_clip_xy(q, sx, sy, w, h) for q in s] for s in v]  # noqa: E731
+    mask = None if inst.mask is None else _resample_mask(inst.mask, w, h)
+    return Instance(caption=inst.caption, box=box, point=pt, scribble=lines(inst.scribble),
+                    polygon=lines(inst.polygon), mask=mask, color=inst.color)
+
+
+def _seed_index(value, where: str):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InstDiffError(f'{where}: "seed" must be the index (0, 1, ...) of an instance of seed_layout, '
+                            f"got {value!r}; remove the field to make it your own instance")
+    return value
+
+
+def split_seed_records(data: dict) -> tuple:
+    """Editor document -> (plain layout dict, [seed index or None per instance], set of removed seed indices).
+
+    The editor stores two things the layout schema does not have: an instance's "seed" (it replaces that
+    instance of seed_layout) and a top-level "seed_removed" list (seed instances the user deleted)."""
+    data = dict(data)
+    removed = data.pop("seed_removed", [])
+    if not isinstance(removed, list):
+        raise InstDiffError(f'layout_json "seed_removed" must be a list of seed instance indices, got {removed!r}')
+    removed = {_seed_index(v, "layout_json seed_removed") for v in removed}
+    seeds, plain = [], []
+    raw = data.get("instances", [])
+    if isinstance(raw, list):
+        for i, item in enumerate(raw):
+            if isinstance(item, dict) and "seed" in item:
+                item = dict(item)
+                seeds.append(_seed_index(item.pop("seed"), f"instance {i}"))
+            else:
+                seeds.append(None)
+            plain.append(item)
+        data["instances"] = plain
+    return data, seeds, removed
+
+
+def merge_seed(seed: Layout, own: Layout, seeds: list, removed: set) -> Layout:
+    """Seeded instances (scaled to `own`'s size) that were not removed, each replaced by the user's edit of it
+    when there is one, in seed order; then the user's own instances in their order. An edit of a seed instance
+    that no longer exists stays as an own instance."""
+    edits = {k: inst for k, inst in zip(seeds, own.instances) if k is not None and k < len(seed.instances)}
+    merged = []
+    for k, inst in enumerate(seed.instances):
+        if k in edits:
+            merged.append(edits[k])
+        elif k not in removed:
+            merged.append(scale_instance(inst, seed.width, seed.height, own.width, own.height))
+    merged += [inst for k, inst in zip(seeds, own.instances) if k is None or k >= len(seed.instances)]
+    return Layout(width=own.width, height=own.height, caption=own.caption, instances=merged)
+
+
 class InstanceLayoutNode:
-    DESCRIPTION = ("The layout of an InstanceDiffusion image: size, global caption and instances. The JSON holds "
-                   "what the editor draws; width/height/caption here override it. Chain 'Add ...' nodes to add instances.")
+    DESCRIPTION = (
+        "The layout of an InstanceDiffusion image: size, global caption and instances. The JSON holds what the "
+        "editor draws; width/height/caption here override it. Chain 'Add ...' nodes to add instances.\n"
+        "seed_layout (optional, e.g. from 'Layout from detections' or 'Import Layout'): its instances are part of "
+        "the output and, after a run, appear in the editor, where you can move, resize, re-caption or delete "
+        "them. Rules: the output has the seed's instances first, in seed order (scaled to width x height), each "
+        "replaced by your edit of it and without the ones you deleted, then your own instances. Your edits are "
+        "kept in layout_json (an instance with \"seed\": k replaces seed instance k; \"seed_removed\" lists deleted "
+        "ones), so they survive re-runs while untouched seed instances follow the input. While layout_json has no "
+        "instances and nothing deleted, the output takes the seed's width, height and (if caption is empty) "
+        "caption, and the editor adopts that size. For a multi-frame seed each frame is merged the same way. "
+        "Without seed_layout, \"seed\" fields are ignored.")
     CATEGORY = CATEGORY
     RETURN_TYPES = (LAYOUT,)
     FUNCTION = "build"
@@ -53,17 +142,35 @@ class InstanceLayoutNode:
             "height": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8}),
             "caption": ("STRING", {"default": "", "multiline": True}),
             "layout_json": ("STRING", {"default": empty_layout_json(), "multiline": True, "dynamicPrompts": False}),
+        }, "optional": {
+            "seed_layout": (LAYOUT, {"tooltip": "Instances to start from (e.g. detections); edit them in the "
+                                                "editor after a run. Your edits stay on top when the input changes."}),
         }}
 
-    def build(self, width, height, caption, layout_json):
+    def build(self, width, height, caption, layout_json, seed_layout=None):
         text = layout_json.strip() or empty_layout_json(width, height, caption)
         try:
             data = json.loads(text)
         except ValueError as exc:
             raise InstDiffError(f"layout_json is not valid JSON ({exc}); fix it or clear the field") from None
+        seeds, removed = [], set()
         if isinstance(data, dict):
-            data = dict(data, width=width, height=height, caption=caption or data.get("caption", ""))
-        return ([Layout.from_json(data)],)
+            data, seeds, removed = split_seed_records(data)
+        if not seed_layout:
+            if isinstance(data, dict):
+                data = dict(data, width=width, height=height, caption=caption or data.get("caption", ""))
+            return ([Layout.from_json(data)],)
+        if not isinstance(data, dict):
+            return ([Layout.from_json(data)],)  # the schema's own error message
+        first = seed_layout[0]
+        untouched = not data.get("instances") and not removed
+        w, h = (first.width, first.height) if untouched else (width, height)
+        own = Layout.from_json(dict(data, width=w, height=h, caption=caption or data.get("caption", "")))
+        out = []
+        for f in seed_layout:
+            frame_own = own if own.caption else Layout(width=w, height=h, caption=f.caption, instances=own.instances)
+            out.append(merge_seed(f, frame_own, seeds, removed))
+        return {"ui": {"instdiff_seed": [first.to_dict()]}, "result": (out,)}
 
 
 class AddBoxInstance:
