@@ -145,3 +145,30 @@ def test_workflow_restores_the_drawing(flow):
     assert flow["workflowLayoutValues"][3] == flow["layoutJson"]
     pageerrors = [c for c in flow["console"] if c.startswith("pageerror")]
     assert not pageerrors, pageerrors
+
+
+def test_seeded_instances_appear_and_edits_stay_on_top(flow, host):
+    first, second = flow["seedFirst"], flow["seedSecond"]
+    for entry in (first, second):
+        assert entry and entry["status"]["status_str"] == "success", json.dumps(entry)[:2000]
+    # after the first run the editor shows the three detections and adopted their size; nothing is stored yet
+    assert flow["seededRows"] == ["a cat", "a dog", "a bird"]
+    before = flow["seededWidget"]
+    assert (before["width"], before["height"]) == (W, H)
+    assert json.loads(before["json"])["instances"] == []
+    # the user moved the dog: only that edit is stored, as a record of seed instance 1
+    stored = json.loads(flow["seededAfterMove"]["json"])
+    assert [(i["caption"], i["seed"]) for i in stored["instances"]] == [("a dog", 1)]
+    assert stored["instances"][0]["box"] == pytest.approx([60, 100, 64, 48], abs=2)
+    assert "seed_removed" not in stored
+    # the second run got the edit and drew the moved dog plus the untouched cat and bird
+    sent = second["prompt"][2][str(flow["seedIds"]["layout"])]["inputs"]
+    assert sent["layout_json"] == flow["seededAfterMove"]["json"]
+    (path,) = host.output_files(second, flow["seedIds"]["save"])
+    pic = np.asarray(Image.open(path).convert("RGB"), dtype=float)
+    assert pic.shape == (H, W, 3)
+    grey = np.array([48.0, 48.0, 48.0])
+    is_col = lambda y, x: np.abs(pic[y, x] - grey).max() > 40  # noqa: E731
+    assert is_col(130, 60) and is_col(130, 124)          # the dog's new left / right edges
+    assert not is_col(130, 184)                           # its old right edge is background
+    assert is_col(40, 16) and is_col(40, 180)             # the cat and the bird are still there

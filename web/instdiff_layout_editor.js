@@ -108,14 +108,16 @@ function parseLayout(text, fallbackW, fallbackH) {
         if (Array.isArray(d.scribble) && d.scribble.length) inst.scribble = (nested(d.scribble) ? d.scribble : [d.scribble]).map((s) => s.map((p) => [Number(p[0]), Number(p[1])]));
         if (Array.isArray(d.polygon) && d.polygon.length) inst.polygon = (nested(d.polygon) ? d.polygon : [d.polygon]).map((s) => s.map((p) => [Number(p[0]), Number(p[1])]));
         if (d.mask) inst.mask = rleDecode(d.mask, width, height);
+        if (Number.isInteger(d.seed) && d.seed >= 0) inst.seed = d.seed;
         return inst;
     });
-    return { width, height, caption: typeof data.caption === "string" ? data.caption : "", instances };
+    const seedRemoved = Array.isArray(data.seed_removed) ? data.seed_removed.filter((k) => Number.isInteger(k) && k >= 0) : [];
+    return { width, height, caption: typeof data.caption === "string" ? data.caption : "", instances, seedRemoved };
 }
 
 function newInstance(caption, color) {
     return { caption, color, box: null, point: null, scribble: null, polygon: null, mask: null, hidden: false,
-             _rle: null, _mcv: null, _mdirty: true };
+             seed: null, _rle: null, _mcv: null, _mdirty: true };
 }
 
 function hasMask(inst) {
@@ -132,14 +134,31 @@ function instanceToJson(inst, w, h) {
     if (inst.polygon && inst.polygon.length) d.polygon = inst.polygon.map((s) => s.map((p) => [r1(p[0]), r1(p[1])]));
     if (hasMask(inst)) d.mask = inst._rle || (inst._rle = rleEncode(inst.mask, w, h));
     if (inst.color) d.color = inst.color;
+    if (inst.seed !== null && inst.seed !== undefined) d.seed = inst.seed;
     return d;
+}
+
+// Seeded instances (from the node's seed_layout input) are stored in layout_json only once the user edits them
+// (with "seed": k); deleted ones are listed in "seed_removed". See the node's description for the merge rules.
+function seedSig(inst, w, h) {
+    const d = instanceToJson(inst, w, h);
+    delete d.color; delete d.seed;
+    return JSON.stringify(d);
+}
+
+function untouchedSeed(doc, inst) {
+    const k = inst.seed;
+    return k !== null && k !== undefined && Array.isArray(doc._seedSigs) && k < doc._seedSigs.length &&
+        inst.color === inst._seedColor && seedSig(inst, doc.width, doc.height) === doc._seedSigs[k];
 }
 
 function layoutToJson(doc) {
     // One instance per line keeps the text readable in the layout_json box.
     const head = JSON.stringify({ schema: SCHEMA, version: VERSION, width: doc.width, height: doc.height, caption: doc.caption });
-    const rows = doc.instances.map((inst) => "  " + JSON.stringify(instanceToJson(inst, doc.width, doc.height)));
-    return head.slice(0, -1) + ',\n "instances": [' + (rows.length ? "\n" + rows.join(",\n") + "\n " : "") + "]}";
+    const rows = doc.instances.filter((inst) => !untouchedSeed(doc, inst))
+        .map((inst) => "  " + JSON.stringify(instanceToJson(inst, doc.width, doc.height)));
+    const removed = doc.seedRemoved?.length ? `,\n "seed_removed": ${JSON.stringify([...doc.seedRemoved].sort((a, b) => a - b))}` : "";
+    return head.slice(0, -1) + ',\n "instances": [' + (rows.length ? "\n" + rows.join(",\n") + "\n " : "") + "]" + removed + "}";
 }
 
 function problems(doc) {
@@ -215,7 +234,8 @@ function injectCss() {
 class LayoutEditor {
     constructor(node) {
         this.node = node;
-        this.doc = { width: 512, height: 512, caption: "", instances: [] };
+        this.doc = { width: 512, height: 512, caption: "", instances: [], seedRemoved: [] };
+        this.seed = null;       // seed_layout of the last run (layout JSON object), shown under the user's edits
         this.sel = -1;
         this.tool = "box";
         this.brush = 0;  // image pixels; 0 = automatic (1/20 of the short side)
@@ -262,6 +282,7 @@ class LayoutEditor {
         this.redoBtn = act("redo", "Redo", "Redo (Ctrl+Y / Ctrl+Shift+Z)", () => this.redo());
         const actions = el("div", { className: "ide-bar" },
             act("add", "+ Instance", "Add an empty instance and select it", () => this.addInstance()),
+            act("add-box", "+ Box", "Add an instance with a box in the middle (for when there is no free space to drag one); move/resize it with Select", () => this.addBoxInstance()),
             this.undoBtn, this.redoBtn,
             act("clear", "Clear", "Remove every instance", () => this.clearAll()),
             el("span", { className: "ide-sep" }),
@@ -323,7 +344,10 @@ class LayoutEditor {
             const row = el("div", { className: "ide-row" + (i === this.sel ? " sel" : ""),
                 onpointerdown: (e) => { if (e.target === row || e.target === kinds || e.target === num) { this.sel = i; this.markSelection(); this.render(); } } },
             );
-            const num = el("span", { textContent: String(i), style: { minWidth: "14px", textAlign: "right" } });
+            const seeded = inst.seed !== null && inst.seed !== undefined;
+            const num = el("span", { textContent: seeded ? `${i}⇣` : String(i), style: { minWidth: "14px", textAlign: "right" },
+                title: seeded ? `From seed_layout instance ${inst.seed}${untouchedSeed(doc, inst) ? "" : " (edited: your version is kept)"}` : "" });
+            if (seeded) row.dataset.seed = String(inst.seed);
             const mk = (name, label, title, fn, disabled) => { const b = el("button", { textContent: label, title, onclick: fn, disabled: !!disabled }); b.dataset.act = name; return b; };
             row.dataset.index = String(i);
             row.append(num, color, cap, kinds, vis,
@@ -343,7 +367,9 @@ class LayoutEditor {
 
     refreshStatus() {
         const p = problems(this.doc);
-        const info = `${this.doc.width}×${this.doc.height}, ${this.doc.instances.length} instance(s)`;
+        const seeded = this.doc.instances.filter((i) => i.seed !== null && i.seed !== undefined).length;
+        const info = `${this.doc.width}×${this.doc.height}, ${this.doc.instances.length} instance(s)` +
+            (this.seed ? `, ${seeded} from seed_layout (${this.doc.seedRemoved.length} deleted)` : "");
         this.status.textContent = this.error ? `⚠ ${this.error}` : p.length ? `⚠ ${p.join("; ")}` : info;
         this.status.title = this.status.textContent;
         this.status.style.color = this.error || p.length ? "#e8b04a" : "#8a8";
@@ -355,7 +381,7 @@ class LayoutEditor {
     }
 
     restore(snap) {
-        const doc = parseLayout(snap.json, this.doc.width, this.doc.height);
+        const doc = this.mergeSeed(parseLayout(snap.json, this.doc.width, this.doc.height));
         doc.instances.forEach((inst, i) => { inst.hidden = !!snap.hidden?.[i]; });
         this.doc = doc;
         this.sel = Math.min(snap.sel ?? -1, doc.instances.length - 1);
@@ -417,7 +443,7 @@ class LayoutEditor {
             this.lastJson = wj.value;
             try {
                 const hidden = this.doc.instances.map((i) => i.hidden);
-                const doc = parseLayout(wj.value, this.widgetSize()[0], this.widgetSize()[1]);
+                const doc = this.mergeSeed(parseLayout(wj.value, this.widgetSize()[0], this.widgetSize()[1]));
                 doc.instances.forEach((inst, i) => { inst.hidden = !!hidden[i]; });
                 if (this.base) this.undoStack.push(this.base);
                 this.doc = doc;
@@ -451,7 +477,16 @@ class LayoutEditor {
 
     applyWidgetSize() {
         const [ww, wh] = this.widgetSize();
-        if (ww !== this.doc.width || wh !== this.doc.height) rescaleDoc(this.doc, ww, wh);
+        if (ww !== this.doc.width || wh !== this.doc.height) {
+            if (this.seed) {
+                // Untouched seeded instances are re-made from the seed at the new size (so they stay untouched).
+                const hidden = this.doc.instances.map((i) => i.hidden);
+                const doc = parseLayout(layoutToJson(this.doc), this.doc.width, this.doc.height);
+                rescaleDoc(doc, ww, wh);
+                this.doc = this.mergeSeed(doc);
+                this.doc.instances.forEach((inst, i) => { inst.hidden = !!hidden[i]; });
+            } else rescaleDoc(this.doc, ww, wh);
+        }
         const cap = this.w("caption")?.value;
         if (typeof cap === "string") this.doc.caption = cap;
     }
@@ -493,6 +528,73 @@ class LayoutEditor {
         return inst;
     }
 
+    /** A new instance with a box in the middle (a quarter of the image), selected, with the Select tool on. */
+    addBoxInstance() {
+        const W = this.doc.width, H = this.doc.height;
+        const inst = this.addInstance(false);
+        if (!inst) return null;
+        inst.box = [Math.round(W * 3 / 8), Math.round(H * 3 / 8), Math.max(1, Math.round(W / 4)), Math.max(1, Math.round(H / 4))];
+        this.sel = this.doc.instances.length - 1;
+        this.setTool("select");
+        this.commit();
+        this.render();
+        this.list.querySelector(`.ide-row[data-index="${this.sel}"] input[type=text]`)?.focus();
+        return inst;
+    }
+
+    /** Put the seed's instances (scaled to the doc's size) under the user's edits; see the node description. */
+    mergeSeed(doc) {
+        doc._seedSigs = null;
+        const s = this.seed;
+        if (!s || !Array.isArray(s.instances)) return doc;
+        let sd;
+        try { sd = parseLayout(JSON.stringify(s), s.width, s.height); } catch (exc) { this.error = `seed_layout: ${exc.message}`; return doc; }
+        if (sd.width !== doc.width || sd.height !== doc.height) rescaleDoc(sd, doc.width, doc.height);
+        const n = sd.instances.length, removed = new Set(doc.seedRemoved), edits = new Map(), own = [];
+        for (const inst of doc.instances) {
+            if (inst.seed !== null && inst.seed !== undefined && inst.seed < n && !edits.has(inst.seed)) edits.set(inst.seed, inst);
+            else own.push(inst);
+        }
+        const merged = [], sigs = [];
+        sd.instances.forEach((si, k) => {
+            if (typeof s.instances[k]?.color !== "string") si.color = PALETTE[merged.length % PALETTE.length];
+            si.seed = k;
+            si._seedColor = si.color;
+            sigs.push(seedSig(si, doc.width, doc.height));
+            const e = edits.get(k);
+            if (e) { e._seedColor = si.color; merged.push(e); }
+            else if (!removed.has(k)) merged.push(si);
+        });
+        doc.instances = merged.concat(own);
+        doc._seedSigs = sigs;
+        return doc;
+    }
+
+    /** The seed_layout of a run (from the node's UI output), or null when the input is disconnected. */
+    setSeed(data) {
+        const key = data ? JSON.stringify(data) : null;
+        if (key === this._seedKey) return;
+        this._seedKey = key;
+        this.seed = data || null;
+        let fresh = false;
+        try {
+            const d = JSON.parse(this.w("layout_json")?.value || "{}");
+            fresh = !(d.instances?.length) && !(d.seed_removed?.length);
+        } catch { /* shown by sync */ }
+        if (data && fresh) {
+            // Nothing drawn yet: take the seed's size (the backend does the same).
+            for (const [name, v] of [["width", data.width], ["height", data.height]]) {
+                const w = this.w(name);
+                if (w && Number.isInteger(v) && w.value !== v) { w.value = v; w.callback?.(v); }
+            }
+        }
+        this.lastJson = null;   // re-read layout_json and merge the seed in
+        this.sync();
+        this.base = this.snapshot();
+        this.refreshList();
+        this.render();
+    }
+
     /** The selected instance, or a new one when none is selected or `needFree(inst)` says it is taken. */
     target(needFree) {
         let inst = this.doc.instances[this.sel];
@@ -510,6 +612,9 @@ class LayoutEditor {
     move(i, d) {
         const j = i + d, a = this.doc.instances;
         if (j < 0 || j >= a.length) return;
+        if ([a[i], a[j]].some((x) => x.seed !== null && x.seed !== undefined)) {
+            this.error = "seeded instances keep the seed's order (they come first)"; this.refreshStatus(); return;
+        }
         [a[i], a[j]] = [a[j], a[i]];
         if (this.sel === i) this.sel = j; else if (this.sel === j) this.sel = i;
         this.commit();
@@ -517,6 +622,8 @@ class LayoutEditor {
     }
 
     remove(i) {
+        const k = this.doc.instances[i]?.seed;
+        if (k !== null && k !== undefined && !this.doc.seedRemoved.includes(k)) this.doc.seedRemoved.push(k);
         this.doc.instances.splice(i, 1);
         if (this.sel >= this.doc.instances.length) this.sel = this.doc.instances.length - 1;
         this.commit();
@@ -525,6 +632,10 @@ class LayoutEditor {
 
     clearAll() {
         this.poly = null;
+        const removed = new Set(this.doc.seedRemoved);
+        for (const inst of this.doc.instances) if (inst.seed !== null && inst.seed !== undefined) removed.add(inst.seed);
+        (this.seed?.instances || []).forEach((_, k) => removed.add(k));
+        this.doc.seedRemoved = [...removed];
         this.doc.instances = [];
         this.sel = -1;
         this.commit();
@@ -975,6 +1086,20 @@ app.registerExtension({
             const [w0, h0] = this.size || [0, 0];
             this.setSize?.([Math.max(w0, 440), Math.max(h0, 720)]);
             editor.render();
+            return r;
+        };
+        const onExecuted = nodeType.prototype.onExecuted;
+        nodeType.prototype.onExecuted = function (message) {
+            const r = onExecuted?.apply(this, arguments);
+            const seed = message?.instdiff_seed?.[0];
+            if (seed && this.instdiffEditor) this.instdiffEditor.setSeed(seed);
+            return r;
+        };
+        const onConnectionsChange = nodeType.prototype.onConnectionsChange;
+        nodeType.prototype.onConnectionsChange = function () {
+            const r = onConnectionsChange?.apply(this, arguments);
+            const input = this.inputs?.find((i) => i.name === "seed_layout");
+            if (this.instdiffEditor?.seed && (!input || input.link === null || input.link === undefined)) this.instdiffEditor.setSeed(null);
             return r;
         };
         const onConfigure = nodeType.prototype.onConfigure;

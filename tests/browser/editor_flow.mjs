@@ -121,6 +121,21 @@ try {
         await page.keyboard.type(text);
         await page.keyboard.press("Tab");
     };
+    // The host may be shared with other tests: wait for a history entry that was not there before queueing.
+    const queueAndWait = async () => {
+        const before = new Set(Object.keys(await (await page.request.get(`${url}/history`)).json()));
+        await page.evaluate(() => (window.comfyAPI?.app?.app || window.app).queuePrompt(0, 1));
+        step("queued");
+        const deadline = Date.now() + 120000;
+        let entry = null;
+        while (Date.now() < deadline && !entry) {
+            const hist = await (await page.request.get(`${url}/history`)).json();
+            const fresh = Object.keys(hist).filter((k) => !before.has(k));
+            if (fresh.length) entry = hist[fresh[fresh.length - 1]];
+            else await page.waitForTimeout(300);
+        }
+        return entry;
+    };
     const layoutValue = () => page.evaluate((id) => {
         const app = window.comfyAPI?.app?.app || window.app;
         return app.graph.getNodeById(id).widgets.find((w) => w.name === "layout_json").value;
@@ -162,19 +177,7 @@ try {
         const p = await app.graphToPrompt();
         return p.output[String(id)];
     }, ids.layout);
-    // The host may be shared with other tests: wait for a history entry that was not there before queueing.
-    const before = new Set(Object.keys(await (await page.request.get(`${url}/history`)).json()));
-    await page.evaluate(() => (window.comfyAPI?.app?.app || window.app).queuePrompt(0, 1));
-    step("queued");
-    const deadline = Date.now() + 120000;
-    let entry = null;
-    while (Date.now() < deadline && !entry) {
-        const hist = await (await page.request.get(`${url}/history`)).json();
-        const fresh = Object.keys(hist).filter((k) => !before.has(k));
-        if (fresh.length) entry = hist[fresh[fresh.length - 1]];
-        else await page.waitForTimeout(300);
-    }
-    result.history = entry;
+    result.history = await queueAndWait();
     step("ran");
 
     // ---- save the workflow, reload the page, load it back
@@ -203,6 +206,59 @@ try {
         return { coloured, total: d.length / 4 };
     });
     await page.locator(".instdiff-editor").first().screenshot({ path: path.join(outDir, "editor_restored.png") });
+    step("restored");
+
+    // ---- seeding: Layout from detections -> seed_layout; run; the seeded boxes appear; move one; run again
+    const seedIds = await page.evaluate(({ W, H }) => {
+        const app = window.comfyAPI?.app?.app || window.app;
+        const LG = window.LiteGraph;
+        app.graph.clear();
+        const add = (type, pos, values = {}) => {
+            const n = LG.createNode(type);
+            n.pos = pos;
+            app.graph.add(n);
+            for (const [k, v] of Object.entries(values)) {
+                const w = n.widgets.find((x) => x.name === k);
+                if (!w) throw new Error(`${type} has no widget ${k}`);
+                w.value = v;
+                w.callback?.(v);
+            }
+            return n;
+        };
+        const link = (a, out, b, name) => a.connect(out, b, b.inputs.findIndex((i) => i.name === name));
+        const dets = add("InstanceDiffusionLayoutFromDetections", [1300, 40], { width: W, height: H, box_format: "xywh",
+            boxes_json: JSON.stringify([{ bbox: [16, 16, 64, 48], label: "a cat" }, { bbox: [120, 100, 64, 48], label: "a dog" },
+                                        { bbox: [180, 16, 48, 40], label: "a bird" }]) });
+        const layout = add("InstanceDiffusionLayout", [20, 40], { caption: "seeded scene" });
+        layout.setSize([560, 860]);
+        link(dets, 0, layout, "seed_layout");
+        const preview = add("InstanceDiffusionLayoutPreview", [700, 40]);
+        const save = add("SaveImage", [950, 40], { filename_prefix: "editor_seeded" });
+        link(layout, 0, preview, "layout");
+        link(preview, 0, save, "images");
+        app.canvas.ds.scale = 1;
+        app.canvas.ds.offset = [90, 70];
+        app.graph.setDirtyCanvas(true, true);
+        return { layout: layout.id, save: save.id };
+    }, { W, H });
+    result.seedIds = seedIds;
+    const seedLayoutValue = () => page.evaluate((id) => {
+        const app = window.comfyAPI?.app?.app || window.app;
+        const n = app.graph.getNodeById(id);
+        return { json: n.widgets.find((w) => w.name === "layout_json").value,
+                 width: n.widgets.find((w) => w.name === "width").value, height: n.widgets.find((w) => w.name === "height").value };
+    }, seedIds.layout);
+    result.seedFirst = await queueAndWait();
+    await page.waitForFunction(() => document.querySelectorAll(".instdiff-editor .ide-row").length === 3, null, { timeout: 10000 });
+    await page.waitForTimeout(300);
+    result.seededRows = await page.locator(".instdiff-editor .ide-row input[type=text]").evaluateAll((xs) => xs.map((x) => x.value));
+    result.seededWidget = await seedLayoutValue();
+    await tool("select");
+    await dragPath([[152, 124], [92, 124]]);      // the dog box, moved 60 px left
+    await page.waitForTimeout(200);
+    result.seededAfterMove = await seedLayoutValue();
+    await editor.screenshot({ path: path.join(outDir, "editor_seeded.png") });
+    result.seedSecond = await queueAndWait();
     step("done");
 } catch (exc) {
     result.error = String(exc?.stack || exc);
