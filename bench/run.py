@@ -617,7 +617,8 @@ def child_memory(m, mode: str, cfg_json: str):
 
 
 def run_child(args, mode, cfg_json):
-    cmd = [sys.executable, __file__, "--device", args.device, "--child", mode, "--child-cfg", cfg_json]
+    cmd = [sys.executable, __file__, "--device", args.device, "--threads", str(args.threads), "--child", mode,
+           "--child-cfg", cfg_json]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     for line in proc.stdout.splitlines():
         if line.startswith("CHILD_RESULT "):
@@ -805,12 +806,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller latents and fewer repeats")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch intra-op threads (default: 1 on CPU, as other jobs share the cores: with 2 "
+                             "threads on a loaded 2-core machine every op waits for a descheduled OpenMP thread; "
+                             "measured 0.22 s vs 1.3-12 s per tiny-UNet call; torch's default on cuda)")
     parser.add_argument("--sections", default="1,2,3,4,5,6")
     parser.add_argument("--out", default=str(REPO / "bench" / "RESULTS.md"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-cfg", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.sections = sorted({int(s) for s in args.sections.split(",") if s.strip()})
+    import torch
+    if args.threads or args.device == "cpu":
+        torch.set_num_threads(args.threads or 1)
     m = setup(args.device)
     if args.child:
         child_memory(m, args.child, args.child_cfg)
