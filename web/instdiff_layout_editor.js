@@ -329,6 +329,7 @@ class LayoutEditor {
     refreshList() {
         const doc = this.doc;
         this.list.replaceChildren();
+        const isSeed = (j) => doc.instances[j]?.seed !== null && doc.instances[j]?.seed !== undefined;
         doc.instances.forEach((inst, i) => {
             const cap = el("input", { type: "text", value: inst.caption, placeholder: `caption of instance ${i}`,
                 oninput: () => { inst.caption = cap.value; this.write(); this.render(); this.refreshStatus(); },
@@ -351,8 +352,8 @@ class LayoutEditor {
             const mk = (name, label, title, fn, disabled) => { const b = el("button", { textContent: label, title, onclick: fn, disabled: !!disabled }); b.dataset.act = name; return b; };
             row.dataset.index = String(i);
             row.append(num, color, cap, kinds, vis,
-                mk("up", "▲", "Move up (earlier in the prompt)", () => this.move(i, -1), i === 0),
-                mk("down", "▼", "Move down", () => this.move(i, 1), i === doc.instances.length - 1),
+                mk("up", "▲", "Move up (earlier in the prompt)", () => this.move(i, -1), i === 0 || seeded || isSeed(i - 1)),
+                mk("down", "▼", "Move down", () => this.move(i, 1), i === doc.instances.length - 1 || seeded || isSeed(i + 1)),
                 mk("delete", "✕", "Delete this instance", () => this.remove(i)));
             this.list.append(row);
         });
