@@ -94,7 +94,10 @@ def from_coco(data, image_id=None, caption: str | None = None, notes: list | Non
     if not isinstance(image, dict):
         raise InstDiffError("COCO image entries must be objects with id, width, height")
     width, height = image.get("width"), image.get("height")
-    names = {c.get("id"): c.get("name") for c in data.get("categories") or [] if isinstance(c, dict)}
+    categories = data.get("categories") or []
+    if not isinstance(categories, list):
+        raise InstDiffError('COCO "categories" must be a list of {"id", "name"} objects')
+    names = {c.get("id"): c.get("name") for c in categories if isinstance(c, dict) and isinstance(c.get("id"), (int, str))}
     anns = [a for a in annotations if isinstance(a, dict) and a.get("image_id") == image.get("id")]
     if len(anns) > MAX_INSTANCES:
         raise InstDiffError(
@@ -103,7 +106,8 @@ def from_coco(data, image_id=None, caption: str | None = None, notes: list | Non
         )
     instances = []
     for i, ann in enumerate(anns):
-        text = ann.get("caption") or names.get(ann.get("category_id")) or ""
+        cid = ann.get("category_id")
+        text = ann.get("caption") or (names.get(cid) if isinstance(cid, (int, str)) else None) or ""
         box = _fit_box(ann.get("bbox"), width, height, i, notes)
         seg = ann.get("segmentation")
         polygon = mask = None
