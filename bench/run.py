@@ -650,10 +650,14 @@ def section5(m, cfg, rep: Report, args):
         rep.detail(5, f"| CUDA allocated plain / patched GiB | {plain['cuda_alloc'] / GiB:.2f} / "
                       f"{patched['cuda_alloc'] / GiB:.2f} | peak {plain['cuda_peak'] / GiB:.2f} / "
                       f"{patched['cuda_peak'] / GiB:.2f} |")
-    ratio = extra_peak / wbytes
-    rep.row(5, "extra peak RSS of the patched model over plain", f"<= 1.25 x InstanceDiffusion weights "
-            f"({1.25 * wbytes / GiB:.2f} GiB)", f"{extra_peak / GiB:.2f} GiB ({ratio:.2f} x weights; "
-            f"extra RSS after run {extra / GiB:.2f} GiB)", ratio <= 1.25)
+    # the peak of both processes can come from building the UNet (randn temporaries), so the peak difference
+    # alone may understate; the check uses the larger of the two differences
+    worst = max(extra, extra_peak)
+    ratio = worst / wbytes
+    rep.row(5, "extra RSS of the patched model over plain (max of after-run and peak differences)",
+            f"<= 1.25 x InstanceDiffusion weights ({1.25 * wbytes / GiB:.2f} GiB)",
+            f"{worst / GiB:.2f} GiB = {ratio:.2f} x weights (after run {extra / GiB:.2f}, peak "
+            f"{extra_peak / GiB:+.2f} GiB)", ratio <= 1.25)
     s = growth["series"]
     grow = s[-1] - s[0]
     noise = max(32 * MiB, 0.02 * s[0])
