@@ -28,7 +28,7 @@ class FeedForward(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention, q/k/v without bias, optional boolean mask (True = may attend)."""
+    """Multi-head self-attention, q/k/v without bias, optional mask."""
 
     def __init__(self, query_dim: int, heads: int, dim_head: int):
         super().__init__()
@@ -39,13 +39,22 @@ class SelfAttention(nn.Module):
         self.to_v = nn.Linear(query_dim, inner, bias=False)
         self.to_out = nn.Sequential(nn.Linear(inner, query_dim))
 
-    def forward(self, x, attn_mask=None):
+    def forward(self, x, attn_mask=None, n_query=None):
+        """Attention over all of x (B,L,C) for its first `n_query` tokens (all by default).
+
+        attn_mask: bool (B, L, L), True = may attend, or an additive float mask (B, 1, L or n_query, L); rows past
+        n_query are ignored (the fuser keeps only the visual tokens' outputs, so only they need queries).
+        """
         b, n, _ = x.shape
-        q, k, v = (f(x).view(b, n, self.heads, -1).transpose(1, 2) for f in (self.to_q, self.to_k, self.to_v))
+        nq = n if n_query is None else n_query
+        q = self.to_q(x[:, :nq]).view(b, nq, self.heads, -1).transpose(1, 2)
+        k, v = (f(x).view(b, n, self.heads, -1).transpose(1, 2) for f in (self.to_k, self.to_v))
         if attn_mask is not None:
-            attn_mask = attn_mask.to(device=x.device, dtype=torch.bool)[:, None]
+            if attn_mask.dtype == torch.bool:
+                attn_mask = attn_mask.to(x.device)[:, None]
+            attn_mask = attn_mask[..., :nq, :]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
-        return self.to_out(out.transpose(1, 2).reshape(b, n, -1))
+        return self.to_out(out.transpose(1, 2).reshape(b, nq, -1))
 
 
 class GatedSelfAttentionDense(nn.Module):
@@ -63,11 +72,12 @@ class GatedSelfAttentionDense(nn.Module):
         self.alpha_dense = nn.Parameter(torch.tensor(0.0))
 
     def forward(self, x, objs, scale=1.0, attn_mask=None):
-        """x (B,N,C), objs (B,184,768); scale float or (B,) tensor; attn_mask bool (B, N+184, N+184) or None."""
+        """x (B,N,C), objs (B,184,768); scale float or (B,) tensor; attn_mask None, bool (B, N+184, N+184)
+        (True = may attend) or additive float (B, 1, N, N+184)."""
         n_visual = x.shape[1]
         if torch.is_tensor(scale):
             scale = scale.to(device=x.device, dtype=x.dtype).reshape(-1, 1, 1)
         tokens = torch.cat([x, self.linear(objs.to(x.dtype))], dim=1)
-        attended = self.attn(self.norm1(tokens), attn_mask)[:, :n_visual]
+        attended = self.attn(self.norm1(tokens), attn_mask, n_query=n_visual)
         x = x + scale * torch.tanh(self.alpha_attn) * attended
         return x + scale * torch.tanh(self.alpha_dense) * self.ff(self.norm2(x))

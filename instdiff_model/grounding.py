@@ -65,24 +65,25 @@ def instance_regions(layout, inputs: dict) -> tuple:
 
 
 @torch.no_grad()
-def build_grounding(tokenizer, layouts: list, phrase_embeddings: list, drop: str, seed: int = 0) -> Grounding:
-    """Run the instance tokenizer once per layout frame and once for the null input."""
+def build_grounding(tokenizer, layouts: list, phrase_embeddings: list, drop: str, seed: int = 0,
+                    null_tokens=None, chunk: int = 8) -> Grounding:
+    """Run the instance tokenizer on the layout frames (batched, `chunk` frames per pass) and on the null input."""
     if not layouts:
         raise InstDiffError("the layout list is empty; connect an InstanceDiffusion layout")
     sizes = {(l.width, l.height) for l in layouts}
     if len(sizes) > 1:
         raise InstDiffError(f"all layout frames must have the same size, got {sorted(sizes)}")
-    param = next(tokenizer.parameters())
-    tokens, regions, present = [], [], []
-    for layout, emb in zip(layouts, phrase_embeddings):
-        inputs = layout_to_grounding_inputs(layout, emb, seed)
-        batch = {k: v.to(param.device) for k, v in inputs.items()}
+    device = next(tokenizer.parameters()).device
+    inputs = [layout_to_grounding_inputs(layout, emb, seed) for layout, emb in zip(layouts, phrase_embeddings)]
+    tokens = []
+    for i in range(0, len(inputs), chunk):
+        part = inputs[i:i + chunk]
+        batch = {k: torch.cat([p[k] for p in part]).to(device) for k in part[0]}
         tokens.append(tokenizer(**batch, drop=drop)[0].float().cpu())
-        r, p = instance_regions(layout, inputs)
-        regions.append(r)
-        present.append(p)
-    null = {k: v.to(param.device) for k, v in null_grounding_inputs(1).items()}
-    null_tokens = tokenizer(**null, drop=drop)[0].float().cpu()
+    regions, present = zip(*(instance_regions(layout, inp) for layout, inp in zip(layouts, inputs)))
+    if null_tokens is None:
+        null = {k: v.to(device) for k, v in null_grounding_inputs(1).items()}
+        null_tokens = tokenizer(**null, drop=drop)[0].float().cpu()
     return Grounding(torch.cat(tokens), null_tokens, torch.stack(regions), torch.stack(present), drop,
                      list(layouts), list(phrase_embeddings), seed=seed)
 
@@ -103,11 +104,12 @@ def mis_grounding(tokenizer, grounding: Grounding, per: int) -> Grounding:
     if len(counts) != 1:
         raise InstDiffError(f"MIS needs the same instances in every layout frame, got counts {sorted(counts)}")
     frames = grounding._frames_for(per)
-    single = [build_grounding(tokenizer, [single_instance_layout(layout, i) for layout in grounding.layouts],
-                              [emb[i:i + 1] for emb in grounding.phrase_embeddings], grounding.drop, grounding.seed)
-              for i in range(counts.pop())]
-    parts = [grounding] + single
-    return Grounding(
-        tokens=torch.cat([g.tokens[frames] for g in parts]), null_tokens=grounding.null_tokens,
-        regions=torch.cat([g.regions[frames] for g in parts]), present=torch.cat([g.present[frames] for g in parts]),
-        drop=grounding.drop)
+    n = counts.pop()
+    single = build_grounding(
+        tokenizer, [single_instance_layout(layout, i) for i in range(n) for layout in grounding.layouts],
+        [emb[i:i + 1] for i in range(n) for emb in grounding.phrase_embeddings], grounding.drop, grounding.seed,
+        null_tokens=grounding.null_tokens)
+    rows = [i * grounding.frames + frames for i in range(n)]  # instance i of each latent's frame
+    pick = lambda name: torch.cat([getattr(grounding, name)[frames]] + [getattr(single, name)[r] for r in rows])  # noqa: E731
+    return Grounding(tokens=pick("tokens"), null_tokens=grounding.null_tokens, regions=pick("regions"),
+                     present=pick("present"), drop=grounding.drop)

@@ -90,11 +90,14 @@ class FuserPatch(_SharedPatch):
             self._cache[key] = self.grounding.batch_tokens(kind == "cond", per).to(device=device, dtype=dtype)
         return self._cache[key]
 
-    def _mask(self, chunks, per, h, w, device):
-        key = ("mask", tuple(chunks), per, h, w, device)
+    def _mask(self, chunks, per, h, w, device, dtype):
+        """Additive float mask (B, 1, h*w, h*w+184) for the visual queries, built once per block size and run."""
+        key = ("mask", tuple(chunks), per, h, w, device, dtype)
         if key not in self._cache:
-            masks = [instance_attention_mask(*self.grounding.batch_regions(c == COND, per), h, w) for c in chunks]
-            self._cache[key] = torch.cat(masks).to(device)
+            allowed = torch.cat([instance_attention_mask(*self.grounding.batch_regions(c == COND, per), h, w)[:, :h * w]
+                                 for c in chunks])
+            bias = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, float("-inf"))
+            self._cache[key] = bias[:, None].to(device)
         return self._cache[key]
 
     def _check_aspect(self, latent_shape) -> None:
@@ -122,9 +125,10 @@ class FuserPatch(_SharedPatch):
         mask = None
         if self.masked_attention:
             h, w = _token_grid(x.shape[1], extra_options)
-            mask = self._mask(chunks, per, h, w, x.device)
+            mask = self._mask(chunks, per, h, w, x.device, x.dtype)
         fuser = self.instdiff.fusers[extra_options["transformer_index"]]
-        if fuser.linear.weight.dtype != x.dtype or fuser.linear.weight.device != x.device:
+        weight = next(fuser.parameters(), None)
+        if weight is not None and (weight.dtype != x.dtype or weight.device != x.device):
             fuser.to(device=x.device, dtype=x.dtype)  # follow the UNet's precision (fp16/bf16 on GPUs)
         return fuser(x, objs, scale, mask)
 

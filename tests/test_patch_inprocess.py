@@ -53,8 +53,8 @@ def test_per_frame_layouts_give_each_latent_its_own_tokens(env):
     grounding = grounding_for(env, layouts)
     seen = []
 
-    class Recorder:
-        def __call__(self, x, objs, scale, mask):
+    class Recorder(torch.nn.Module):
+        def forward(self, x, objs, scale, mask):
             seen.append(objs.clone())
             return x
 
