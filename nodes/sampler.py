@@ -58,7 +58,7 @@ class InstanceDiffusionKSampler:
     def INPUT_TYPES(cls):
         return {"required": {
             "model": ("MODEL",),
-            "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff}),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True}),
             "steps": ("INT", {"default": 20, "min": 1, "max": 10000}),
             "cfg": ("FLOAT", {"default": 7.5, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}),
             "sampler_name": (comfy.samplers.KSampler.SAMPLERS,),

@@ -12,8 +12,8 @@ class InstanceTokenizerNode:
                    "30 scribble, 30 polygon, 64 mask tokens), plus the null tokens of the unconditional pass. "
                    "'auto' picks the official test config from the formats present: scribbles -> scribble, masks or "
                    "polygons -> sd15 (official default, drops scribbles), boxes -> box, points only -> point. "
-                   "The second output says which config ran. 'seed' drives the official random sampling of "
-                   "scribble/polygon points from masks.")
+                   "The second output says which config ran. 'sample_seed' drives the official random sampling "
+                   "of scribble/polygon points from masks.")
     CATEGORY = "InstanceDiffusion"
     RETURN_TYPES = ("INSTANCE_CONDITIONING", "STRING")
     RETURN_NAMES = ("instance_conditioning", "config_used")
@@ -23,15 +23,15 @@ class InstanceTokenizerNode:
     def INPUT_TYPES(cls):
         return {"required": {"clip": ("CLIP",), "layout": ("INSTANCE_LAYOUT",), "instancediffusion": ("INSTANCEDIFFUSION",),
                              "config": (["auto"] + sorted(DROP_CONFIGS),),
-                             "seed": ("INT", {"default": 0, "min": 0, "max": 2**32 - 1})}}
+                             "sample_seed": ("INT", {"default": 0, "min": 0, "max": 2**32 - 1})}}
 
-    def tokenize(self, clip, layout, instancediffusion, config, seed):
+    def tokenize(self, clip, layout, instancediffusion, config, sample_seed):
         if not any(frame.instances for frame in layout):
             raise InstDiffError("the layout has no instances; add at least one (Add Instance nodes or the layout editor)")
         drop = choose_drop_config(layout[0]) if config == "auto" else config
         encoded = [encode_captions(clip, [inst.caption for inst in frame.instances]) for frame in layout]
         position_net = instancediffusion.position_net.to(comfy.model_management.get_torch_device())
-        grounding = build_grounding(position_net, layout, [e for e, _ in encoded], drop, seed)
+        grounding = build_grounding(position_net, layout, [e for e, _ in encoded], drop, sample_seed)
         grounding.instance_conds = encoded[0][1]
         return (grounding, drop)
 

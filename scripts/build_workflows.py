@@ -44,9 +44,9 @@ class Graph:
                         links.append([len(links) + 1, value[0], value[1], nid, len(node["inputs"]), None])
                         node["inputs"].append({"name": name, "type": None, "link": len(links)})
                         outputs.setdefault((value[0], value[1]), []).append(len(links))
-                        if _widget_slots(s):
+                        if _widget_slots(name, s):
                             node["inputs"][-1]["widget"] = {"name": name}
-                    slots = _widget_slots(s)
+                    slots = _widget_slots(name, s)
                     if slots:
                         if value is None or isinstance(value, tuple):
                             value = s[1].get("default") if len(s) > 1 and isinstance(s[1], dict) else None
@@ -83,7 +83,7 @@ def base(g, caption, instances, *, mask_nodes=None, lora=False, masked=False, wi
     for add in mask_nodes or []:
         lay_out = add(g, lay_out)
     tok = g.add("InstanceDiffusionTokenizer", 2, clip=clip, layout=lay_out, instancediffusion=(idm, 0),
-                config="auto", seed=0)
+                config="auto", sample_seed=0)
     patched = g.add("ApplyInstanceDiffusion", 2, model=model, instancediffusion=(idm, 0),
                     instance_conditioning=(tok, 0), grounding_full=0.8, grounding_decay=0.0, scaleu=True,
                     masked_attention=masked)

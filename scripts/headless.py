@@ -138,13 +138,18 @@ class _Node(str):
         return [str(self), slot]
 
 
-def _widget_slots(spec):
-    """How many widgets_values slots one INPUT_TYPES entry takes in the UI (0 if it is a socket)."""
+def _widget_slots(name, spec):
+    """How many widgets_values slots one INPUT_TYPES entry takes in the UI (0 if it is a socket).
+
+    A combo is a list (V1) or "COMBO" (V3 nodes); INT seeds get a second, "control after generate" slot when
+    flagged (both frontends) or named seed / noise_seed (the 2024 frontend's rule; flagged seeds match it).
+    """
     kind, opts = spec[0], (spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {})
-    if isinstance(kind, list):
+    if isinstance(kind, list) or kind == "COMBO":
         return 1 + (1 if opts.get("control_after_generate") else 0) + (1 if opts.get("image_upload") else 0)
     if kind in WIDGET_TYPES:
-        return 1 + (1 if kind == "INT" and opts.get("control_after_generate") else 0)
+        seed = kind == "INT" and (opts.get("control_after_generate") or name in ("seed", "noise_seed"))
+        return 1 + (1 if seed else 0)
     return 0
 
 
@@ -176,7 +181,7 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
         inputs, pos = {}, 0
         for section in ("required", "optional"):
             for name, spec in info["input"].get(section, {}).items():
-                slots = _widget_slots(spec)
+                slots = _widget_slots(name, spec)
                 if slots:
                     if pos < len(values):
                         inputs[name] = values[pos]

@@ -33,7 +33,7 @@ def slow_reference(instances, steps, k, sampler, seed=5, width=SIZE, height=SIZE
         layout = b.add("InstanceDiffusionLayout", width=width, height=height, caption=caption,
                        layout_json=layout_json(insts, width, height, caption))
         tok = b.add("InstanceDiffusionTokenizer", clip=models[1], layout=layout[0], instancediffusion=instdiff[0],
-                    config="auto", seed=0)
+                    config="auto", sample_seed=0)
         return b.add("ApplyInstanceDiffusion", model=models[0], instancediffusion=instdiff[0],
                      instance_conditioning=tok[0], grounding_full=1.0, grounding_decay=0.0, scaleu=True,
                      masked_attention=False)

@@ -42,7 +42,7 @@ def grounded_prompt(instances=None, *, layout_node=None, mask_instance=False, fu
         mask = b.add("MaskComposite", destination=empty[0], source=blob[0], x=width // 2, y=height // 3, operation="add")
         layout = b.add("InstanceDiffusionAddMask", layout=layout[0], caption="a green blob", mask=mask[0], threshold=0.5)
     tok = b.add("InstanceDiffusionTokenizer", clip=models[1], layout=layout[0], instancediffusion=instdiff[0],
-                config="auto", seed=0)
+                config="auto", sample_seed=0)
     patched = b.add("ApplyInstanceDiffusion", model=models[0], instancediffusion=instdiff[0],
                     instance_conditioning=tok[0], grounding_full=full, grounding_decay=decay, scaleu=scaleu,
                     masked_attention=masked)

@@ -74,7 +74,7 @@ try {
         link(preview, 0, savePrev, "images");
         const models = add("InstDiffTestRandomTinySD15", [700, 500], { seed: 1, model_channels: 32 });
         const instdiff = add("InstDiffTestRandomInstanceDiffusion", [700, 700], { salt: "tiny", model_channels: 32 });
-        const tok = add("InstanceDiffusionTokenizer", [1000, 500], { config: "auto", seed: 0 });
+        const tok = add("InstanceDiffusionTokenizer", [1000, 500], { config: "auto", sample_seed: 0 });
         link(models, 1, tok, "clip"); link(layout, 0, tok, "layout"); link(instdiff, 0, tok, "instancediffusion");
         const apply = add("ApplyInstanceDiffusion", [1000, 700]);
         link(models, 0, apply, "model"); link(instdiff, 0, apply, "instancediffusion"); link(tok, 0, apply, "instance_conditioning");
