@@ -40,6 +40,29 @@ try {
             return !!(a && a.graph && a.canvas && window.LiteGraph?.registered_node_types?.InstanceDiffusionLayout);
         }, null, { timeout: 60000 });
     };
+    // graph-building helpers for the page scripts below, defined on every page load
+    await page.addInitScript(() => {
+        const app = () => window.comfyAPI?.app?.app || window.app;
+        window.__instdiffGraph = {
+            add(type, pos, values = {}) {
+                const n = window.LiteGraph.createNode(type);
+                n.pos = pos;
+                app().graph.add(n);
+                for (const [k, v] of Object.entries(values)) {
+                    const w = n.widgets.find((x) => x.name === k);
+                    if (!w) throw new Error(`${type} has no widget ${k}`);
+                    w.value = v;
+                    w.callback?.(v);
+                }
+                return n;
+            },
+            link(a, out, b, inputName) {
+                const slot = b.inputs.findIndex((i) => i.name === inputName);
+                if (slot < 0) throw new Error(`${b.type} has no input ${inputName}`);
+                a.connect(out, b, slot);
+            },
+        };
+    });
     await page.goto(url, { waitUntil: "domcontentloaded" });
     await ready();
     step("app ready");
@@ -47,25 +70,8 @@ try {
     // ---- graph: layout -> preview -> save, plus the tiny-model sampling chain using the same layout
     const ids = await page.evaluate(({ W, H }) => {
         const app = window.comfyAPI?.app?.app || window.app;
-        const LG = window.LiteGraph;
         app.graph.clear();
-        const add = (type, pos, values = {}) => {
-            const n = LG.createNode(type);
-            n.pos = pos;
-            app.graph.add(n);
-            for (const [k, v] of Object.entries(values)) {
-                const w = n.widgets.find((x) => x.name === k);
-                if (!w) throw new Error(`${type} has no widget ${k}`);
-                w.value = v;
-                w.callback?.(v);
-            }
-            return n;
-        };
-        const link = (a, out, b, inputName) => {
-            const slot = b.inputs.findIndex((i) => i.name === inputName);
-            if (slot < 0) throw new Error(`${b.type} has no input ${inputName}`);
-            a.connect(out, b, slot);
-        };
+        const { add, link } = window.__instdiffGraph;
         const layout = add("InstanceDiffusionLayout", [20, 40], { width: W, height: H, caption: "a test scene" });
         layout.setSize([560, 860]);
         const preview = add("InstanceDiffusionLayoutPreview", [1500, 40]);
@@ -211,21 +217,8 @@ try {
     // ---- seeding: Layout from detections -> seed_layout; run; the seeded boxes appear; move one; run again
     const seedIds = await page.evaluate(({ W, H }) => {
         const app = window.comfyAPI?.app?.app || window.app;
-        const LG = window.LiteGraph;
         app.graph.clear();
-        const add = (type, pos, values = {}) => {
-            const n = LG.createNode(type);
-            n.pos = pos;
-            app.graph.add(n);
-            for (const [k, v] of Object.entries(values)) {
-                const w = n.widgets.find((x) => x.name === k);
-                if (!w) throw new Error(`${type} has no widget ${k}`);
-                w.value = v;
-                w.callback?.(v);
-            }
-            return n;
-        };
-        const link = (a, out, b, name) => a.connect(out, b, b.inputs.findIndex((i) => i.name === name));
+        const { add, link } = window.__instdiffGraph;
         const dets = add("InstanceDiffusionLayoutFromDetections", [1300, 40], { width: W, height: H, box_format: "xywh",
             boxes_json: JSON.stringify([{ bbox: [16, 16, 64, 48], label: "a cat" }, { bbox: [120, 100, 64, 48], label: "a dog" },
                                         { bbox: [180, 16, 48, 40], label: "a bird" }]) });
