@@ -1,16 +1,11 @@
 """Layout importers: the official InstanceDiffusion demo JSON and COCO-style annotations."""
-import json
 
 from .errors import InstDiffError
-from .layout import MAX_INSTANCES, Instance, Layout, _short
+from .layout import MAX_INSTANCES, Instance, Layout, _short, decode_json
 
 
 def _load(data, what: str) -> dict:
-    if isinstance(data, (str, bytes)):
-        try:
-            data = json.loads(data)
-        except (ValueError, RecursionError) as exc:
-            raise InstDiffError(f"{what} is not valid JSON: {exc}") from None
+    data = decode_json(data, what)
     if not isinstance(data, dict):
         raise InstDiffError(f"{what} must be a JSON object, got {_short(data)}")
     return data

@@ -110,6 +110,16 @@ def _short(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def decode_json(data, what: str):
+    """A JSON string/bytes decoded (anything else returned as is); bad JSON raises InstDiffError naming `what`."""
+    if isinstance(data, (str, bytes)):
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise InstDiffError(f"{what} is not valid JSON: {exc}") from None
+    return data
+
+
 def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -278,11 +288,7 @@ class Layout:
     @classmethod
     def from_json(cls, data) -> "Layout":
         """Parse a JSON string or an already-decoded dict; any problem raises InstDiffError."""
-        if isinstance(data, (str, bytes)):
-            try:
-                data = json.loads(data)
-            except (ValueError, RecursionError) as exc:
-                raise InstDiffError(f"layout is not valid JSON: {exc}") from None
+        data = decode_json(data, "layout")
         if not isinstance(data, dict):
             raise InstDiffError(f'layout must be a JSON object with "schema": "{SCHEMA}", got {_short(data)}')
         if data.get("schema") != SCHEMA:
