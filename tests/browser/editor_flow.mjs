@@ -3,10 +3,9 @@
 // Builds a graph on the host's UI, draws one instance of each kind with real mouse events, types captions,
 // queues the prompt, waits for the run, then reloads the page, loads the saved workflow and checks the restore.
 // Writes <artifact dir>/result.json (read by tests/test_editor_browser.py) and screenshots.
-import { chromium } from "playwright-core";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
+import { launchForHost } from "./launch.mjs";
 
 const [url, outDir] = process.argv.slice(2);
 const W = 256, H = 192;
@@ -15,16 +14,7 @@ const result = { console: [], steps: [] };
 const step = (s) => { result.steps.push(s); console.log("step:", s); };
 const save = () => fs.writeFileSync(path.join(outDir, "result.json"), JSON.stringify(result, null, 1));
 
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), "instdiff-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.INSTDIFF_CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    viewport: { width: 1280, height: 1000 },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
-});
-const origin = new URL(url).origin;
-await context.route("**/*", (route) => (route.request().url().startsWith(origin) ? route.continue() : route.abort()));
+const { context, profile } = await launchForHost(url, { width: 1280, height: 1000 });
 
 let page;
 try {

@@ -1,21 +1,11 @@
 // Screenshot of a shipped workflow in the host's UI, for the README:
 //   node screenshot_workflow.mjs <host url> <workflow.json> <out.png>
-import { chromium } from "playwright-core";
 import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
+import { launchForHost } from "./launch.mjs";
 
 const [url, workflowPath, outPng] = process.argv.slice(2);
 const workflow = JSON.parse(fs.readFileSync(workflowPath, "utf8"));
-const context = await chromium.launchPersistentContext(fs.mkdtempSync(path.join(os.tmpdir(), "instdiff-shot-")), {
-    executablePath: process.env.INSTDIFF_CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    viewport: { width: 1900, height: 1050 },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
-});
-const origin = new URL(url).origin;
-await context.route("**/*", (route) => (route.request().url().startsWith(origin) ? route.continue() : route.abort()));
+const { context, profile } = await launchForHost(url, { width: 1900, height: 1050 });
 try {
     const page = context.pages()[0] || await context.newPage();
     await page.request.post(`${url}/settings`, { data: { "Comfy.TutorialCompleted": true } }).catch(() => {});
@@ -36,4 +26,5 @@ try {
     await page.screenshot({ path: outPng });
 } finally {
     await context.close();
+    fs.rmSync(profile, { recursive: true, force: true });
 }
