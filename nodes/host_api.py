@@ -1,0 +1,56 @@
+"""The one home of host-version seams: what differs between the 2024-03 ComfyUI and 2026 ComfyUI (0.8.0)."""
+import comfy.model_management
+import comfy.model_patcher
+
+
+def model_sampling_of(model):
+    """The host's model_sampling object (both the 2024 and 2026 ModelPatcher APIs)."""
+    if hasattr(model, "get_model_object"):
+        return model.get_model_object("model_sampling")
+    return model.model.model_sampling
+
+
+def loads_patch_models() -> bool:
+    """2026: load_models_gpu also loads the ModelPatchers a patch object lists in `.models()` (2024: it does not)."""
+    return hasattr(comfy.model_patcher.ModelPatcher, "model_patches_models")
+
+
+def managed_weights(module, load_device, offload_device):
+    """A ModelPatcher the host's model management loads, counts and offloads (for weights that are not a UNet)."""
+    return comfy.model_patcher.ModelPatcher(module, load_device=load_device, offload_device=offload_device)
+
+
+def count_with_model(patched, nbytes: int) -> None:
+    """2024 host: add `nbytes` of patch weights to the patched clone's size, so the memory estimate, the free-memory
+    step before loading and the loaded-model accounting count them (the patch moves them with the UNet's `.to`).
+    2026 host: nothing to do, the weights are their own managed model listed by the patch's `.models()`."""
+    if not loads_patch_models():
+        patched.size = patched.model_size() + int(nbytes)
+
+
+def on_sampling_cleanup(patched, key: str, fn) -> bool:
+    """2026: call `fn()` when a sampling run of `patched` ends, interrupted or not (ModelPatcher ON_CLEANUP callback).
+    2024: there is no such hook; returns False (callers drop their caches on unload and at the next run instead)."""
+    if not hasattr(patched, "add_callback_with_key"):
+        return False
+    import comfy.patcher_extension
+    patched.add_callback_with_key(comfy.patcher_extension.CallbacksMP.ON_CLEANUP, key, lambda _patcher: fn())
+    return True
+
+
+def low_vram() -> bool:
+    """The host runs with --lowvram/--novram: patch weights stay on the offload device and are streamed per call."""
+    state = comfy.model_management.vram_state
+    return state in (comfy.model_management.VRAMState.LOW_VRAM, comfy.model_management.VRAMState.NO_VRAM)
+
+
+def load_models(models: list, memory_required: int = 0) -> None:
+    """Ask the host to load managed models onto their load device (freeing others first if memory is short)."""
+    comfy.model_management.load_models_gpu(models, memory_required=memory_required)
+
+
+def host_attention(masked: bool):
+    """The host's attention function `f(q, k, v, heads, mask=None)` chosen by the user's backend flags (xformers,
+    sage, split, pytorch); the masked variant when an additive mask is passed (both hosts have both names)."""
+    import comfy.ldm.modules.attention as attention
+    return attention.optimized_attention_masked if masked else attention.optimized_attention
