@@ -51,12 +51,13 @@ def setup(device: str):
     class M:
         pass
     m = M()
-    for short, name in [("patch", "nodes.patch"), ("sampler", "nodes.sampler"), ("rm", "nodes.random_models"),
+    for short, name in [("patch", "nodes.patch"), ("sampler", "nodes.sampler"),
                         ("grounding", "instdiff_model.grounding"), ("model", "instdiff_model.model"),
                         ("layout", "instdiff_model.layout"), ("preprocess", "instdiff_model.preprocess"),
                         ("tokenizer", "instdiff_model.tokenizer"), ("blocks", "instdiff_model.blocks"),
                         ("mis", "instdiff_model.mis")]:
         setattr(m, short, importlib.import_module(pack.__name__ + "." + name))
+    m.rm = importlib.import_module("scripts.random_models")
     m.device = torch.device(device)
     return m
 

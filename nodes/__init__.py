@@ -1,6 +1,4 @@
 """Thin ComfyUI glue: collects the node classes of every node family."""
-import os
-
 NODE_CLASS_MAPPINGS = {}
 NODE_DISPLAY_NAME_MAPPINGS = {}
 
@@ -14,7 +12,3 @@ from . import apply, interop, layout, loader, preview, sampler, tokenizer  # noq
 
 for _family in (loader, layout, interop, tokenizer, apply, sampler, preview):
     _register(_family)
-
-if os.environ.get("INSTDIFF_TEST_NODES") == "1":
-    from . import test_fixtures
-    _register(test_fixtures)

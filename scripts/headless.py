@@ -10,8 +10,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .hostenv import host_dir
+from .hostenv import REPO, host_dir
 
+TEST_NODES = REPO / "tests" / "host_nodes"  # test-only custom nodes, never linked into the host's custom_nodes/
 NON_EXECUTED = {"Note", "MarkdownNote", "PrimitiveNode", "Reroute"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 
@@ -21,9 +22,13 @@ class PromptError(RuntimeError):
 
 
 class HostServer:
-    """`python main.py --cpu` on a free port, with its own output/input folders; a context manager."""
+    """`python main.py --cpu` on a free port, with its own output/input folders; a context manager.
 
-    def __init__(self, extra_env=None, extra_args=(), workdir=None):
+    test_nodes=True also loads the custom nodes in tests/host_nodes/ (an extra custom_nodes search path given
+    through --extra-model-paths-config for this server only).
+    """
+
+    def __init__(self, extra_env=None, extra_args=(), workdir=None, test_nodes=False):
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="instdiff-host-"))
         self.output_dir = self.workdir / "output"
         self.input_dir = self.workdir / "input"
@@ -32,6 +37,10 @@ class HostServer:
         self.log_path = self.workdir / "host.log"
         self.extra_env = dict(extra_env or {})
         self.extra_args = list(extra_args)
+        if test_nodes:
+            config = self.workdir / "test_nodes.yaml"
+            config.write_text(json.dumps({"instdiff_test_nodes": {"custom_nodes": str(TEST_NODES)}}))  # JSON is YAML
+            self.extra_args += ["--extra-model-paths-config", str(config)]
         self.proc = None
         self.url = None
 

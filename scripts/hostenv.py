@@ -32,11 +32,21 @@ def import_host():
     return host
 
 
+def loaded_pack():
+    """This pack's package if it is already imported (by the host, under its folder name, or by import_pack), else None."""
+    init = REPO / "__init__.py"
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if "." not in name and path and path.endswith("__init__.py") and Path(path).resolve() == init:
+            return module
+    return None
+
+
 def import_pack():
-    """This pack as a package, the way the host loads it from custom_nodes/."""
+    """This pack as a package, the way the host loads it from custom_nodes/ (the loaded one if there is one)."""
+    if (pack := loaded_pack()) is not None:
+        return pack
     import_host()
-    if PACK_MODULE in sys.modules:
-        return sys.modules[PACK_MODULE]
     spec = importlib.util.spec_from_file_location(PACK_MODULE, REPO / "__init__.py",
                                                   submodule_search_locations=[str(REPO)])
     module = importlib.util.module_from_spec(spec)

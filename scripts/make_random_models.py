@@ -17,8 +17,7 @@ def main():
     ap.add_argument("--force", action="store_true")
     args = ap.parse_args()
     import_pack()
-    import importlib
-    random_models = importlib.import_module("comfyui_instancediffusion.nodes.random_models")
+    from scripts import random_models
     models = host_dir() / "models"
     stand_ins = [
         (models / "checkpoints" / CHECKPOINT, random_models.write_random_checkpoint, "full-size SD1.5 layout, ~2 GB"),

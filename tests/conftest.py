@@ -11,12 +11,12 @@ if str(REPO) not in sys.path:
 
 @pytest.fixture(scope="session")
 def host():
-    """A running host with this pack and its test-only nodes, the random stand-in files in its models folders."""
+    """A running host with this pack and the test-only nodes (tests/host_nodes/), the random stand-in files in its models folders."""
     import subprocess
     subprocess.run([sys.executable, str(REPO / "scripts" / "make_random_models.py")], check=True,
                    stdout=subprocess.DEVNULL)
     from scripts.headless import HostServer
-    with HostServer(extra_env={"INSTDIFF_TEST_NODES": "1"}) as server:
+    with HostServer(test_nodes=True) as server:
         yield server
 
 

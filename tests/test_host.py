@@ -9,7 +9,7 @@ from scripts.hostenv import REPO
 def pack_node_names():
     import ast
     names = set()
-    for path in (REPO / "nodes").glob("*.py"):
+    for path in [*(REPO / "nodes").glob("*.py"), *(REPO / "tests" / "host_nodes").rglob("*.py")]:
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "NODE_CLASS_MAPPINGS" for t in node.targets):

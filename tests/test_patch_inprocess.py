@@ -9,7 +9,7 @@ import torch
 @pytest.fixture(scope="module")
 def env(pack):
     mod = lambda name: importlib.import_module(f"{pack.__name__}.{name}")  # noqa: E731
-    random_models = mod("nodes.random_models")
+    random_models = importlib.import_module("scripts.random_models")
     model = random_models.random_sd15_model(3, 32)
     instdiff = mod("instdiff_model.model").InstanceDiffusionModel.from_formula("inproc", 32)
     return types.SimpleNamespace(mod=mod, model=model, instdiff=instdiff)

@@ -16,7 +16,7 @@ def build(pack):
     """salt -> (filled host UNet, filled InstanceDiffusionModel), cached per salt."""
     import comfy.supported_models
     name = pack.__name__
-    random_models = importlib.import_module(name + ".nodes.random_models")
+    random_models = importlib.import_module("scripts.random_models")
     model_mod = importlib.import_module(name + ".instdiff_model.model")
     formula = importlib.import_module(name + ".instdiff_model.formula")
     cache = {}

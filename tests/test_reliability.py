@@ -258,7 +258,7 @@ def test_in_process_refusals_leave_the_input_model_unchanged(pack):
     """Non-SD1.5 / mismatched widths and a latent of another aspect: InstDiffError, input MODEL untouched."""
     mod = lambda name: importlib.import_module(f"{pack.__name__}.{name}")  # noqa: E731
     errors = mod("instdiff_model.errors")
-    model = mod("nodes.random_models").random_sd15_model(4, 32)
+    model = importlib.import_module("scripts.random_models").random_sd15_model(4, 32)
     before = repr(model.model_options)
     apply = mod("nodes.apply").ApplyInstanceDiffusion()
     with pytest.raises(errors.InstDiffError, match="weights are for a UNet with 320 base channels, this MODEL has 32"):

@@ -1,6 +1,16 @@
-"""Test-only nodes (registered when INSTDIFF_TEST_NODES=1): seeded random tiny SD1.5 and InstanceDiffusion stand-ins."""
-from ..instdiff_model.model import InstanceDiffusionModel
-from . import random_models
+"""Test-only custom nodes, loaded beside the pack by the test host: seeded random SD1.5 and InstanceDiffusion stand-ins."""
+import importlib.util
+import sys
+from pathlib import Path
+
+# the repo's scripts/ package under a private name: the host's own top-level modules stay untouched
+_SCRIPTS = Path(__file__).resolve().parents[3] / "scripts"
+_spec = importlib.util.spec_from_file_location("instdiff_dev_scripts", _SCRIPTS / "__init__.py",
+                                               submodule_search_locations=[str(_SCRIPTS)])
+_scripts = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = _scripts
+_spec.loader.exec_module(_scripts)
+random_models = importlib.import_module("instdiff_dev_scripts.random_models")
 
 _TINY = {}
 
@@ -35,7 +45,8 @@ class RandomInstanceDiffusion:
     def build(self, salt, model_channels):
         key = (salt, model_channels)
         if key not in _TINY:  # the position net alone holds 160M values: build once per server
-            _TINY[key] = InstanceDiffusionModel.from_formula(salt, model_channels)
+            _TINY[key] = random_models.pack_module("instdiff_model.model").InstanceDiffusionModel.from_formula(
+                salt, model_channels)
         return (_TINY[key],)
 
 

@@ -1,4 +1,6 @@
 """Seeded random-weight SD1.5 stand-ins (full size or tiny) built with the host's own classes, for tests and the demo."""
+import importlib
+
 import torch
 
 import comfy.model_management
@@ -8,6 +10,13 @@ import comfy.supported_models
 import comfy.taesd.taesd
 import comfy.utils
 from comfy.ldm.models.autoencoder import AutoencoderKL
+
+from .hostenv import import_pack
+
+
+def pack_module(name: str):
+    """A module of this pack as the host (or scripts.hostenv.import_pack) loaded it, e.g. "instdiff_model.model"."""
+    return importlib.import_module(f"{import_pack().__name__}.{name}")
 
 
 def sd15_unet_config(model_channels: int = 320) -> dict:
@@ -81,18 +90,16 @@ def write_random_checkpoint(path: str, seed: int) -> None:
 
 def write_random_instancediffusion(path: str, seed: int) -> None:
     """Write an InstanceDiffusion file with exactly the official keys and shapes (formula weights, gates non-zero)."""
-    from ..instdiff_model.model import InstanceDiffusionModel
-    sd = InstanceDiffusionModel.from_formula(salt=f"random-{seed}").official_state_dict()
+    sd = pack_module("instdiff_model.model").InstanceDiffusionModel.from_formula(salt=f"random-{seed}").official_state_dict()
     comfy.utils.save_torch_file({k: v.half().contiguous() for k, v in sd.items()}, path,
                                 metadata={"instdiff_random_standin": f"seed={seed}"})
 
 
 def write_random_lora(path: str, seed: int, rank: int = 4) -> None:
     """Write a small SD1.5 UNet LoRA (attention projections of the 16 transformer blocks) with random weights."""
-    from ..instdiff_model.blocks import FUSER_BLOCKS
     g = torch.Generator().manual_seed(seed + 3)
     sd = {}
-    for block, width in FUSER_BLOCKS:
+    for block, width in pack_module("instdiff_model.blocks").FUSER_BLOCKS:
         for proj in ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn2.to_q"):
             key = f"lora_unet_{block}.transformer_blocks.0.{proj}".replace(".", "_")
             sd[f"{key}.lora_up.weight"] = torch.randn(width, rank, generator=g) * 0.05
