@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# the lead's read-only folder sits beside the checkout; a clone elsewhere (CI) finds it at its usual place
-CANDIDATES = (REPO.parent / "shared" / "reference", Path("/work/shared/reference"))
+CANDIDATES = (REPO.parent / "shared" / "reference",)  # the read-only reference folder beside the checkout
 
 
 def _find(env: str, sub: str) -> Path:

@@ -123,7 +123,8 @@ def test_backend_received_the_drawing(flow, host):
         got = pic[y, x]
         assert np.abs(got - want).max() <= tol, f"pixel ({x}, {y}) is {got}, expected about {want}"
 
-    near(60, 16, col[0]); near(60, 96, col[0])          # box left / right edges
+    near(60, 16, col[0])                                 # box left edge
+    near(60, 96, col[0])                                 # box right edge
     near(40, 200, col[1])                                # point centre
     near(140, 160, col[2], tol=60)                       # on the scribble (below its label)
     near(150, 60, _blend(col[3], 70))                    # inside the polygon
