@@ -27,8 +27,16 @@ class FeedForward(nn.Module):
         return self.net(x)
 
 
+def sdpa_attention(q, k, v, heads, mask=None):
+    """Default attention with the host's signature: q (B,Nq,H*D), k/v (B,L,H*D), additive mask (B,1,Nq,L)."""
+    b = q.shape[0]
+    q, k, v = (t.view(b, -1, heads, t.shape[-1] // heads).transpose(1, 2) for t in (q, k, v))
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return out.transpose(1, 2).reshape(b, -1, out.shape[1] * out.shape[-1])
+
+
 class SelfAttention(nn.Module):
-    """Multi-head self-attention, q/k/v without bias, optional mask."""
+    """Multi-head self-attention, q/k/v without bias, optional mask, any attention function of the host's signature."""
 
     def __init__(self, query_dim: int, heads: int, dim_head: int):
         super().__init__()
@@ -39,22 +47,23 @@ class SelfAttention(nn.Module):
         self.to_v = nn.Linear(query_dim, inner, bias=False)
         self.to_out = nn.Sequential(nn.Linear(inner, query_dim))
 
-    def forward(self, x, attn_mask=None, n_query=None):
+    def forward(self, x, attn_mask=None, n_query=None, attention=None):
         """Attention over all of x (B,L,C) for its first `n_query` tokens (all by default).
 
         attn_mask: bool (B, L, L), True = may attend, or an additive float mask (B, 1, L or n_query, L); rows past
         n_query are ignored (the fuser keeps only the visual tokens' outputs, so only they need queries).
+        attention: `f(q, k, v, heads, mask=None)` on (B, tokens, heads*dim_head) tensors with an additive float mask
+        (B, 1, n_query, L), e.g. the host's optimized attention; plain SDPA by default.
         """
-        b, n, _ = x.shape
-        nq = n if n_query is None else n_query
-        q = self.to_q(x[:, :nq]).view(b, nq, self.heads, -1).transpose(1, 2)
-        k, v = (f(x).view(b, n, self.heads, -1).transpose(1, 2) for f in (self.to_k, self.to_v))
+        nq = x.shape[1] if n_query is None else n_query
         if attn_mask is not None:
             if attn_mask.dtype == torch.bool:
-                attn_mask = attn_mask.to(x.device)[:, None]
+                allowed = attn_mask[:, :nq].to(x.device)
+                attn_mask = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device).masked_fill_(
+                    ~allowed, float("-inf"))[:, None]
             attn_mask = attn_mask[..., :nq, :]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
-        return self.to_out(out.transpose(1, 2).reshape(b, nq, -1))
+        out = (attention or sdpa_attention)(self.to_q(x[:, :nq]), self.to_k(x), self.to_v(x), self.heads, mask=attn_mask)
+        return self.to_out(out)
 
 
 class GatedSelfAttentionDense(nn.Module):
@@ -71,13 +80,13 @@ class GatedSelfAttentionDense(nn.Module):
         self.alpha_attn = nn.Parameter(torch.tensor(0.0))
         self.alpha_dense = nn.Parameter(torch.tensor(0.0))
 
-    def forward(self, x, objs, scale=1.0, attn_mask=None):
+    def forward(self, x, objs, scale=1.0, attn_mask=None, attention=None):
         """x (B,N,C), objs (B,184,768); scale float or (B,) tensor; attn_mask None, bool (B, N+184, N+184)
-        (True = may attend) or additive float (B, 1, N, N+184)."""
+        (True = may attend) or additive float (B, 1, N, N+184); attention: see SelfAttention.forward."""
         n_visual = x.shape[1]
         if torch.is_tensor(scale):
             scale = scale.to(device=x.device, dtype=x.dtype).reshape(-1, 1, 1)
         tokens = torch.cat([x, self.linear(objs.to(x.dtype))], dim=1)
-        attended = self.attn(self.norm1(tokens), attn_mask, n_query=n_visual)
+        attended = self.attn(self.norm1(tokens), attn_mask, n_query=n_visual, attention=attention)
         x = x + scale * torch.tanh(self.alpha_attn) * attended
         return x + scale * torch.tanh(self.alpha_dense) * self.ff(self.norm2(x))

@@ -49,8 +49,22 @@ def load_models(models: list, memory_required: int = 0) -> None:
     comfy.model_management.load_models_gpu(models, memory_required=memory_required)
 
 
+def _takes_query_subset_mask(fn) -> bool:
+    """False for backends that cannot take the fusers' per-row additive mask (rows, 1, N, N+184): sage attention
+    drops masks silently; the 2024 host's xformers (no `skip_reshape`) pads masks to the query length."""
+    import inspect
+    name = getattr(fn, "__name__", "")
+    if name in ("attention_sage", "attention3_sage"):
+        return False
+    return name != "attention_xformers" or "skip_reshape" in inspect.signature(fn).parameters
+
+
 def host_attention(masked: bool):
     """The host's attention function `f(q, k, v, heads, mask=None)` chosen by the user's backend flags (xformers,
-    sage, split, pytorch); the masked variant when an additive mask is passed (both hosts have both names)."""
+    sage, split, pytorch); for an additive mask the host's masked variant, or its PyTorch attention where that
+    variant cannot take our mask."""
     import comfy.ldm.modules.attention as attention
-    return attention.optimized_attention_masked if masked else attention.optimized_attention
+    if not masked:
+        return attention.optimized_attention
+    fn = attention.optimized_attention_masked
+    return fn if _takes_query_subset_mask(fn) else attention.attention_pytorch
