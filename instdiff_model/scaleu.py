@@ -1,4 +1,6 @@
 """ScaleU: per-channel backbone scaling and a Fourier filter on the skip features of every output block."""
+import logging
+
 import torch
 from torch import nn
 
@@ -6,12 +8,12 @@ from .blocks import SCALEU_CHANNELS
 from .errors import InstDiffError
 
 
-def fourier_filter(hs: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """Scale the centred 2x2 frequency block of `hs` (B,C,H,W) by `s`; float32 FFT, real part, input dtype back.
+# Devices whose FFT failed once (e.g. MPS or DirectML builds without it): their skip features are filtered on the CPU.
+_CPU_FFT_DEVICES = set()
 
-    The block is the official slice rows [H//2-1 : H//2+1], cols [W//2-1 : W//2+1] of the fftshifted spectrum,
-    with Python slice semantics: for H == 1 the slice -1:1 is row 0 alone (likewise for W == 1).
-    """
+
+def _filter(hs: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """fourier_filter on hs's own device."""
     height, width = hs.shape[-2:]
     freq = torch.fft.fftshift(torch.fft.fftn(hs.float(), dim=(-2, -1)), dim=(-2, -1))
     mask = torch.ones((height, width), dtype=torch.float32, device=hs.device)
@@ -20,6 +22,25 @@ def fourier_filter(hs: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     mask[rows, cols] = s.float().to(hs.device).reshape(())
     freq = torch.fft.ifftshift(freq * mask, dim=(-2, -1))
     return torch.fft.ifftn(freq, dim=(-2, -1)).real.to(hs.dtype)
+
+
+def fourier_filter(hs: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Scale the centred 2x2 frequency block of `hs` (B,C,H,W) by `s`; float32 FFT, real part, input dtype back.
+
+    The block is the official slice rows [H//2-1 : H//2+1], cols [W//2-1 : W//2+1] of the fftshifted spectrum,
+    with Python slice semantics: for H == 1 the slice -1:1 is row 0 alone (likewise for W == 1).
+    Where the device has no FFT the filter runs on the CPU (as core FreeU does), from then on for that device.
+    """
+    if hs.device not in _CPU_FFT_DEVICES:
+        try:
+            return _filter(hs, s)
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except RuntimeError as error:  # NotImplementedError included
+            logging.warning("InstanceDiffusion ScaleU: no FFT on %s (%s); filtering skip features on the CPU",
+                            hs.device, str(error).splitlines()[0] if str(error) else type(error).__name__)
+            _CPU_FFT_DEVICES.add(hs.device)
+    return _filter(hs.cpu(), s.cpu()).to(hs.device)
 
 
 def apply_scaleu(h: torch.Tensor, hs: torch.Tensor, scaleu_b: torch.Tensor, scaleu_s: torch.Tensor):
