@@ -1,7 +1,8 @@
 """Layout importers: the official InstanceDiffusion demo JSON and COCO-style annotations."""
 
 from .errors import InstDiffError
-from .layout import MAX_INSTANCES, Instance, Layout, _short, decode_json
+from .layout import MAX_INSTANCES, MAX_SIDE, Instance, Layout, _short, decode_json
+from .preprocess import rasterize_polygon
 
 
 def _load(data, what: str) -> dict:
@@ -30,8 +31,9 @@ def from_official_demo(data, notes: list | None = None) -> Layout:
     """Official demo JSON (demos/*.json of the InstanceDiffusion repo) -> Layout.
 
     {"caption", "width", "height", "annos": [{"caption", "category_name", "bbox": [x, y, w, h],
-    "mask": [] | COCO RLE, "point": [x, y], "scribble": [[x, y], ...]}]}; an empty `mask` list means no
-    mask, a missing caption falls back to category_name. Unlike the official inference.py (which discards
+    "mask": [] | COCO RLE | COCO polygons, "point": [x, y], "scribble": [[x, y], ...]}]}; an empty `mask`
+    list means no mask; polygon lists there (COCO `segmentation` style, [[x0, y0, x1, y1, ...], ...]) become
+    the instance's polygon rings and their rasterised mask; a missing caption falls back to category_name. Unlike the official inference.py (which discards
     the masks it reads), masks are kept. Boxes are clamped to the image; a box with no area inside it is
     dropped, and an instance left without any location is skipped. Each such change is appended to
     `notes` (if given) as a sentence.
@@ -45,15 +47,19 @@ def from_official_demo(data, notes: list | None = None) -> Layout:
     for i, anno in enumerate(annos):
         if not isinstance(anno, dict):
             raise InstDiffError(f"instance {i}: expected an object, got {_short(anno)}")
-        mask = anno.get("mask")
+        mask, polygon = anno.get("mask"), None
+        if isinstance(mask, list):
+            polygon = _rings(mask, data.get("width"), data.get("height"), i) if mask else None
+            mask = _polygon_mask(polygon, data.get("width"), data.get("height"), i, notes) if mask else None
         inst = Instance(
             caption=anno.get("caption") or anno.get("category_name") or "",
             box=_fit_box(anno.get("bbox"), data.get("width"), data.get("height"), i, notes),
             point=anno.get("point"),
             scribble=anno.get("scribble"),
-            mask=mask if mask not in (None, []) else None,
+            polygon=polygon,
+            mask=mask,
         )
-        if all(v is None for v in (inst.box, inst.point, inst.scribble, inst.mask)):
+        if all(v is None for v in (inst.box, inst.point, inst.scribble, inst.polygon, inst.mask)):
             notes.append(f"instance {i} ({inst.caption!r}) skipped: no location left")
             continue
         instances.append(inst)
@@ -109,18 +115,38 @@ def from_coco(data, image_id=None, caption: str | None = None, notes: list | Non
         if isinstance(seg, dict):
             mask = seg
         elif isinstance(seg, list) and seg:
-            polygon = []
-            for j, flat in enumerate(seg):
-                if not isinstance(flat, list) or len(flat) % 2 or not all(_is_num(v) for v in flat):
-                    raise InstDiffError(f"instance {i} polygon ring {j}: COCO polygons are flat [x0, y0, x1, y1, ...] lists")
-                ring = [[flat[k], flat[k + 1]] for k in range(0, len(flat), 2)]
-                if _is_dims(width, height):
-                    ring = [[_clamp(x, width), _clamp(y, height)] for x, y in ring]
-                polygon.append(ring)
+            polygon = _rings(seg, width, height, i)
         instances.append(Instance(caption=text, box=box, polygon=polygon, mask=mask))
     if caption is None:
         caption = ", ".join(inst.caption for inst in instances if isinstance(inst.caption, str) and inst.caption)
     return Layout(width=width, height=height, caption=caption, instances=instances)
+
+
+def _rings(seg: list, width, height, i: int) -> list:
+    """COCO polygons [[x0, y0, x1, y1, ...], ...] (a single flat ring accepted) -> [[[x, y], ...], ...],
+    vertices clamped to the image (they stick out by rounding in COCO exports)."""
+    if all(_is_num(v) for v in seg):
+        seg = [seg]
+    rings = []
+    for j, flat in enumerate(seg):
+        if not isinstance(flat, list) or len(flat) % 2 or not all(_is_num(v) for v in flat):
+            raise InstDiffError(f"instance {i} polygon ring {j}: COCO polygons are flat [x0, y0, x1, y1, ...] lists")
+        ring = [[flat[k], flat[k + 1]] for k in range(0, len(flat), 2)]
+        if _is_dims(width, height):
+            ring = [[_clamp(x, width), _clamp(y, height)] for x, y in ring]
+        rings.append(ring)
+    return rings
+
+
+def _polygon_mask(rings: list, width, height, i: int, notes: list):
+    """The rings' rasterised mask; None where the layout is invalid (Layout names the problem) or it is empty."""
+    if not _is_dims(width, height) or max(width, height) > MAX_SIDE or any(len(r) < 3 for r in rings):
+        return None
+    mask = rasterize_polygon(rings, height, width)
+    if not mask.any():
+        notes.append(f"instance {i}: mask polygon covers no pixel centre; kept as a polygon only")
+        return None
+    return mask
 
 
 def _is_dims(width, height) -> bool:

@@ -6,6 +6,11 @@ Formats read (every coordinate in pixels of the image the detector saw unless th
   a dict ``{"x", "y", "width", "height"}`` (top-left corner + size, pixels), a list of such dicts (one image)
   or a list of lists of them (one inner list per image of a batch). Optional keys: ``"label"``, ``"score"``,
   ``"metadata": {"desc", "text", "name", ...}``.
+* Core ``BOUNDING_BOXES`` (comfy_api ``io.BoundingBoxes``: the Create Bounding Boxes canvas state): a list of
+  ``{"x", "y", "width", "height", "metadata": {"type": "obj" | "text", "text", "desc", "palette": ["#rrggbb"]}}``
+  in pixels; ``desc`` describes the box, ``text`` is the lettering of a "text" box, ``palette`` its colours.
+* Create Bounding Boxes ``elements`` (``ARRAY``, Ideogram prompt elements): ``[{"type", "bbox": [ymin, xmin, ymax,
+  xmax] on a 0..1000 grid of the canvas, "desc", "text" (text boxes), "color_palette"}]``.
 * Box lists (KJNodes ``BBOX``, Florence-2 ``JSON``, YOLO / ultralytics arrays, JSON text): a list of 4-number
   boxes in the chosen ``box_format``; a list of dicts with ``"bbox"``/``"box"`` and ``"label"``; a Florence-2
   result ``{"bboxes": [...], "labels": [...]}`` (or a per-image list of them); an (N, 4) array/tensor.
@@ -18,12 +23,13 @@ Every problem raises InstDiffError naming the element (``"BOUNDING_BOX item 3: .
 """
 import json
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import InstDiffError
-from .layout import Instance
+from .layout import Instance, decode_json
 from .preprocess import rasterize_polygon
 
 BOX_FORMATS = ("xyxy", "xywh", "cxcywh", "xyxy_norm", "xywh_norm", "cxcywh_norm")
@@ -49,6 +55,7 @@ class Detection:
     mask: np.ndarray | None = None
     score: float | None = None
     size: tuple | None = None
+    color: str | None = None
 
 
 def _short(v) -> str:
@@ -80,6 +87,17 @@ def _text(v) -> str:
     return v.strip() if isinstance(v, str) else ""
 
 
+def _first_color(palette) -> str | None:
+    """First usable colour of a canvas palette ("#rgb", "#rrggbb" or "#rrggbbaa") as "#rrggbb"; else None."""
+    for c in palette if isinstance(palette, (list, tuple)) else []:
+        h = c.strip().lower() if isinstance(c, str) else ""
+        if re.fullmatch(r"#[0-9a-f]{3}", h):
+            return "#" + "".join(ch * 2 for ch in h[1:])
+        if re.fullmatch(r"#[0-9a-f]{6}([0-9a-f]{2})?", h):
+            return h[:7]
+    return None
+
+
 # ----------------------------------------------------------------------------------------- core BOUNDING_BOX
 def _pick_frame(frames: list, frame: int, what: str) -> list:
     if not frames:
@@ -89,9 +107,9 @@ def _pick_frame(frames: list, frame: int, what: str) -> list:
     return frames[frame]
 
 
-def from_bounding_box(value, frame: int = 0) -> list:
-    """Core BOUNDING_BOX (dict | [dict] | [[dict]] per image) -> Detections (pixels; top-left x, y + size)."""
-    what = "BOUNDING_BOX"
+def from_bounding_box(value, frame: int = 0, what: str = "BOUNDING_BOX") -> list:
+    """Core BOUNDING_BOX / BOUNDING_BOXES (dict | [dict] | [[dict]] per image) -> Detections (pixels; top-left
+    x, y + size). Caption: metadata.desc, then metadata.text, then label; colour: metadata.palette[0]."""
     if value is None:
         return []
     if isinstance(value, str):
@@ -125,7 +143,42 @@ def from_bounding_box(value, frame: int = 0) -> list:
                  or _text(meta.get("label")) or _text(meta.get("name")))
         score = d.get("score")
         out.append(Detection(where, label, (x, y, w, h),
-                             score=_num(score, f"{where} 'score'") if score is not None else None))
+                             score=_num(score, f"{where} 'score'") if score is not None else None,
+                             color=_first_color(meta.get("palette"))))
+    return out
+
+
+def from_elements(value) -> list:
+    """Create Bounding Boxes `elements` (Ideogram: bbox [ymin, xmin, ymax, xmax] on a 0..1000 grid) -> Detections
+    in a 1000 x 1000 pixel space (scaled to the layout later). Caption: desc, then text."""
+    what = "elements"
+    if value is None:
+        return []
+    if isinstance(value, str) and not value.strip():
+        return []
+    value = decode_json(value, what)
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise InstDiffError(f"{what}: expected Create Bounding Boxes elements (a list of {{type, bbox, desc}}), "
+                            f"got {_short(value)}")
+    out = []
+    for i, el in enumerate(value):
+        where = f"{what} item {i}"
+        if not isinstance(el, dict) or "bbox" not in el:
+            raise InstDiffError(f"{where}: expected {{type, bbox: [ymin, xmin, ymax, xmax] (0..1000), desc}}, "
+                                f"got {_short(el)}")
+        bbox = _tolist(el["bbox"])
+        if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
+            raise InstDiffError(f"{where}: bbox must be [ymin, xmin, ymax, xmax] on the 0..1000 grid, got {_short(bbox)}")
+        y0, x0, y1, x1 = (_num(v, f"{where} bbox") for v in bbox)
+        x0, x1, y0, y1 = min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1)
+        if x1 - x0 <= 0 or y1 - y0 <= 0:
+            raise InstDiffError(f"{where}: bbox {_short(list(bbox))} (ymin, xmin, ymax, xmax) has no area; "
+                                "draw the box larger on the canvas")
+        label = _text(el.get("desc")) or _text(el.get("text"))
+        out.append(Detection(where, label, (x0, y0, x1 - x0, y1 - y0), size=(1000, 1000),
+                             color=_first_color(el.get("color_palette"))))
     return out
 
 
@@ -328,7 +381,7 @@ def detections_to_instances(detections: list, width: int, height: int, *, source
     if len(lines) > len(kept):
         raise InstDiffError(
             f"captions has {len(lines)} lines but {len(kept)} instance(s) were imported; "
-            "write one line per instance (BOUNDING_BOX, then boxes, then SEGS, then MASK order)"
+            "write one line per instance (BOUNDING_BOX, BOUNDING_BOXES, elements, boxes, SEGS, then MASK order)"
         )
     out = []
     for i, det in enumerate(kept):
@@ -363,7 +416,7 @@ def detections_to_instances(detections: list, width: int, height: int, *, source
             mask = resize_mask(det.mask, height, width)
             if not mask.any():
                 raise InstDiffError(f"{det.source}: mask vanishes when resized to the {width}x{height} layout")
-        out.append(Instance(caption=caption, box=box, mask=mask))
+        out.append(Instance(caption=caption, box=box, mask=mask, color=det.color))
     return out
 
 
@@ -383,9 +436,16 @@ def instance_extent(inst, width: int, height: int):
     return None
 
 
+def _box_metadata(inst) -> dict:
+    """Create Bounding Boxes metadata: our caption as `desc`; `palette` (the box's colours, drawn by the canvas
+    and sent to Ideogram as color_palette) only holds the instance's own colour when one was set."""
+    return {"type": "obj", "text": "", "desc": inst.caption, "palette": [inst.color] if inst.color else []}
+
+
 def layout_to_bounding_boxes(layouts: list, round_to_pixels: bool = True) -> list:
-    """Layout frames -> core BOUNDING_BOX: one list per frame of {x, y, width, height, label, metadata: {desc}}
-    in pixels. Instances without an area (points, degenerate strokes) are left out."""
+    """Layout frames -> core BOUNDING_BOX: one list per frame of {x, y, width, height, label, metadata} in
+    pixels (metadata as Create Bounding Boxes reads it, see _box_metadata). Instances without an area (points,
+    degenerate strokes) are left out."""
     frames = []
     for lay in layouts:
         boxes = []
@@ -399,13 +459,16 @@ def layout_to_bounding_boxes(layouts: list, round_to_pixels: bool = True) -> lis
                 x1, y1 = int(min(math.ceil(x1), lay.width)), int(min(math.ceil(y1), lay.height))
             if x1 - x0 <= 0 or y1 - y0 <= 0:
                 continue
-            meta = {"desc": inst.caption}
-            if inst.color is not None:
-                meta["color"] = inst.color
             boxes.append({"x": x0, "y": y0, "width": x1 - x0, "height": y1 - y0, "label": inst.caption,
-                          "metadata": meta})
+                          "metadata": _box_metadata(inst)})
         frames.append(boxes)
     return frames
+
+
+def to_bounding_boxes(frame_boxes: list) -> list:
+    """One frame of layout_to_bounding_boxes -> core BOUNDING_BOXES (list[BoundingBoxWithMetadata]: x, y,
+    width, height, metadata only)."""
+    return [{k: b[k] for k in ("x", "y", "width", "height", "metadata")} for b in frame_boxes]
 
 
 def layout_masks(layout) -> tuple:

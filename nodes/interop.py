@@ -13,6 +13,9 @@ from ..instdiff_model.layout import MAX_INSTANCES, Layout
 CATEGORY = "InstanceDiffusion/layout"
 LAYOUT = "INSTANCE_LAYOUT"
 BOUNDING_BOX = "BOUNDING_BOX"  # ComfyUI core (comfy_api io.BoundingBox): {x, y, width, height} pixels
+# Core (comfy_api io.BoundingBoxes, the Create Bounding Boxes canvas state): [{x, y, width, height, metadata}].
+# Plain type strings, so the 2024 host (which knows neither) still loads the nodes.
+BOUNDING_BOXES = "BOUNDING_BOXES"
 _INSTANCE_REF = re.compile(r"^instance (\d+)")
 
 
@@ -28,9 +31,12 @@ class LayoutFromDetections:
     DESCRIPTION = (
         "Turn other nodes' detections into InstanceDiffusion instances, appended to the connected layout (or a "
         "new width x height layout). Inputs, imported in this order: core BOUNDING_BOX (RT-DETR / SAM3 Detect, "
-        "Create Bounding Boxes; {x, y, width, height} pixels), a box list (KJNodes BBOX, Florence-2 JSON data, or "
-        "boxes_json text) read with box_format, Impact Pack SEGS (box + mask), and a MASK batch (one instance per "
-        "mask). Captions come from the detection labels; each line of 'captions' overrides one instance in "
+        "Create Bounding Boxes; {x, y, width, height} pixels), core BOUNDING_BOXES (boxes with metadata; caption "
+        "from metadata.desc, then metadata.text), Create Bounding Boxes 'elements' (carry the canvas's "
+        "descriptions), a box list (KJNodes BBOX, Florence-2 JSON data, or boxes_json text) read with box_format, "
+        "Impact Pack SEGS (box + mask), and a MASK batch (one instance per mask). Connect the result to the "
+        "Layout node's seed_layout to edit it in our editor. "
+        "Captions come from the detection labels; each line of 'captions' overrides one instance in "
         "import order (a blank line keeps the label). Pixel boxes are in source_image pixels when connected, "
         "else in layout pixels; SEGS and masks carry their own size. Everything is scaled to the layout."
     )
@@ -68,7 +74,12 @@ class LayoutFromDetections:
                 "layout": (LAYOUT,),
                 "source_image": ("IMAGE", {"tooltip": "The image the boxes were detected on (its size is the "
                                                       "pixel space of the box inputs)."}),
-                "bounding_boxes": (BOUNDING_BOX,),
+                "bounding_boxes": (BOUNDING_BOX, {"forceInput": True}),
+                "boxes_with_metadata": (BOUNDING_BOXES, {"forceInput": True,
+                                                         "tooltip": "Core BOUNDING_BOXES: captions from "
+                                                                    "metadata.desc, then metadata.text."}),
+                "elements": ("ARRAY", {"tooltip": "Create Bounding Boxes 'elements' output: its boxes with "
+                                                  "their descriptions (bbox on the canvas's 0..1000 grid)."}),
                 "bboxes": ("BBOX",),
                 "florence2_data": ("JSON",),
                 "segs": ("SEGS",),
@@ -77,20 +88,23 @@ class LayoutFromDetections:
         }
 
     def build(self, width, height, caption, captions, box_format, out_of_image, min_score, mask_threshold,
-              segs_masks, frame, boxes_json, layout=None, source_image=None, bounding_boxes=None, bboxes=None,
-              florence2_data=None, segs=None, masks=None):
+              segs_masks, frame, boxes_json, layout=None, source_image=None, bounding_boxes=None,
+              boxes_with_metadata=None, elements=None, bboxes=None, florence2_data=None, segs=None, masks=None):
         frames = list(layout) if layout else [Layout(width=width, height=height, caption=caption)]
         lw, lh = frames[0].width, frames[0].height
         src = (int(source_image.shape[2]), int(source_image.shape[1])) if source_image is not None else (lw, lh)
         dets = interop.from_bounding_box(bounding_boxes, frame)
+        dets += interop.from_bounding_box(boxes_with_metadata, frame, BOUNDING_BOXES)
+        dets += interop.from_elements(elements)
         dets += interop.from_box_list(bboxes, box_format, src, frame, "BBOX")
         dets += interop.from_box_list(florence2_data, box_format, src, frame, "florence2_data")
         dets += interop.from_box_list(boxes_json, box_format, src, frame, "boxes_json")
         dets += interop.from_segs(segs, use_masks=segs_masks, threshold=mask_threshold)
         dets += interop.from_masks(masks, threshold=mask_threshold)
         if not dets:
-            raise InstDiffError("Layout from detections: nothing to import; connect bounding_boxes, bboxes, "
-                                "florence2_data, segs or masks, or fill boxes_json")
+            raise InstDiffError("Layout from detections: nothing to import; connect bounding_boxes, "
+                                "boxes_with_metadata, elements, bboxes, florence2_data, segs or masks, or fill "
+                                "boxes_json")
         notes = []
         out = []
         for f in frames:
@@ -115,13 +129,15 @@ class LayoutFromDetections:
 class LayoutToBoundingBoxes:
     DESCRIPTION = (
         "Our layout as ComfyUI core BOUNDING_BOX (one list per layout frame of {x, y, width, height} in pixels, "
-        "label = caption, metadata.desc = caption) for core nodes such as SAM3 Detect, Draw BBoxes or crops; "
-        "also the captions (one per line) and one MASK per instance of the chosen frame. Instances without an "
-        "area (points) are left out of all three."
+        "label = caption, metadata = {type: obj, text: '', desc: caption, palette: [the instance's colour if it "
+        "has one]}) for core nodes such as SAM3 Detect, Draw BBoxes, crops, or Create Bounding Boxes' 'bboxes' "
+        "input (seeds its canvas with our boxes and captions; it reads the first frame); the chosen frame as core "
+        "BOUNDING_BOXES (the canvas's own value type); the captions (one per line) and one MASK per instance of "
+        "the chosen frame. Instances without an area (points) are left out of all of them."
     )
     CATEGORY = CATEGORY
-    RETURN_TYPES = (BOUNDING_BOX, "STRING", "MASK")
-    RETURN_NAMES = ("bounding_boxes", "captions", "masks")
+    RETURN_TYPES = (BOUNDING_BOX, "STRING", "MASK", BOUNDING_BOXES)
+    RETURN_NAMES = ("bounding_boxes", "captions", "masks", "boxes_with_metadata")
     FUNCTION = "convert"
 
     @classmethod
@@ -143,7 +159,7 @@ class LayoutToBoundingBoxes:
             masks_t = torch.zeros((1, frames[frame].height, frames[frame].width), dtype=torch.float32)
         else:
             masks_t = torch.from_numpy(masks)
-        return (boxes, "\n".join(captions), masks_t)
+        return (boxes, "\n".join(captions), masks_t, interop.to_bounding_boxes(boxes[frame]))
 
 
 NODE_CLASS_MAPPINGS = {

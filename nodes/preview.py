@@ -14,6 +14,22 @@ def instance_color(i: int, inst) -> tuple:
     return tuple(int(hexcol[k:k + 2], 16) for k in (1, 3, 5))
 
 
+def caption_font(width: int, height: int):
+    """Pillow's own scalable default font (Aileron, Pillow >= 10.1) at a size that follows the image: about
+    1/32 of the shorter side, at least 12 px; Pillow's fixed bitmap font where the scalable one is missing."""
+    try:
+        return ImageFont.load_default(size=max(12, round(min(width, height) / 32)))
+    except (TypeError, OSError, ImportError):  # Pillow < 10.1 (no size argument) or built without FreeType
+        return ImageFont.load_default()
+
+
+def text_color(col: tuple) -> tuple:
+    """Black or white, whichever contrasts more with `col` (relative luminance as in WCAG 2)."""
+    lin = [c / 255 / 12.92 if c <= 10 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in col]
+    lum = 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    return (0, 0, 0) if (lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05) else (255, 255, 255)
+
+
 def draw_layout(layout, background: Image.Image | None = None) -> Image.Image:
     """An RGB picture of the layout at its own size, over `background` (resized) or a grey canvas."""
     size = (layout.width, layout.height)
@@ -21,8 +37,9 @@ def draw_layout(layout, background: Image.Image | None = None) -> Image.Image:
     overlay = Image.new("RGBA", size, (0, 0, 0, 0))
     fills = ImageDraw.Draw(overlay)
     draw = ImageDraw.Draw(base)
-    font = ImageFont.load_default()
+    font = caption_font(*size)
     width = max(2, round(min(size) / 170))
+    labels = []
     for i, inst in enumerate(layout.instances):
         col = instance_color(i, inst)
         if inst.mask is not None:
@@ -51,12 +68,17 @@ def draw_layout(layout, background: Image.Image | None = None) -> Image.Image:
         if anchor is None and inst.mask is not None:
             rows, cols = np.nonzero(inst.mask)
             anchor = (int(cols.min()), int(rows.min()))
-        label = f"{i}: {inst.caption}"
-        tx, ty = anchor[0] + width, anchor[1] + width
-        box = draw.textbbox((tx, ty), label, font=font)
-        draw.rectangle(box, fill=(0, 0, 0))
-        draw.text((tx, ty), label, fill=col, font=font)
-    return Image.alpha_composite(base.convert("RGBA"), overlay).convert("RGB") if layout.instances else base
+        labels.append((f"{i}: {inst.caption}", (anchor[0] + width, anchor[1] + width), col))
+    if not layout.instances:
+        return base
+    picture = Image.alpha_composite(base.convert("RGBA"), overlay).convert("RGB")
+    draw = ImageDraw.Draw(picture)
+    pad = max(1, width // 2)
+    for label, (tx, ty), col in labels:  # on top of every fill: an opaque backing box in the instance colour,
+        x0, y0, x1, y1 = draw.textbbox((tx, ty), label, font=font)  # black or white text on it
+        draw.rectangle((x0 - pad, y0 - pad, x1 + pad, y1 + pad), fill=col)
+        draw.text((tx, ty), label, fill=text_color(col), font=font)
+    return picture
 
 
 class LayoutPreview:

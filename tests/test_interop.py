@@ -1,4 +1,4 @@
-"""Interop: detections from other packs -> layout, and layout -> core BOUNDING_BOX (issue 11)."""
+"""Interop: detections from other packs -> layout, and layout -> core BOUNDING_BOX / BOUNDING_BOXES (issues 11, 16)."""
 import importlib
 from collections import namedtuple
 
@@ -184,7 +184,8 @@ def test_layout_to_bounding_boxes_and_masks():
         Instance("a blob", mask=mask), Instance("a tri", polygon=[[(0, 0), (8, 0), (0, 8)]])])
     (frame,) = interop.layout_to_bounding_boxes([lay])
     assert frame[0] == {"x": 1, "y": 2, "width": 11, "height": 5, "label": "a box",
-                        "metadata": {"desc": "a box", "color": "#ff0000"}}
+                        "metadata": {"type": "obj", "text": "", "desc": "a box", "palette": ["#ff0000"]}}
+    assert frame[1]["metadata"] == {"type": "obj", "text": "", "desc": "a blob", "palette": []}
     assert [(b["x"], b["y"], b["width"], b["height"], b["label"]) for b in frame[1:]] == [
         (6, 4, 3, 6, "a blob"), (0, 0, 8, 8, "a tri")]
     (exact,) = interop.layout_to_bounding_boxes([lay], round_to_pixels=False)
@@ -228,10 +229,12 @@ def test_node_core_bounding_boxes_in_exact_core_format(nodes):
     assert [(i.caption, i.box) for i in layout.instances] == [("car", (10, 20, 50, 30)),
                                                               ("a tall man", (75.25, 5, 40, 100))]
     # ...and back out as core boxes.
-    boxes, captions, masks = nodes.LayoutToBoundingBoxes().convert([layout], 0, True)
-    assert boxes == [[{"x": 10, "y": 20, "width": 50, "height": 30, "label": "car", "metadata": {"desc": "car"}},
+    boxes, captions, masks, with_meta = nodes.LayoutToBoundingBoxes().convert([layout], 0, True)
+    meta = {"type": "obj", "text": "", "palette": []}
+    assert boxes == [[{"x": 10, "y": 20, "width": 50, "height": 30, "label": "car", "metadata": {**meta, "desc": "car"}},
                       {"x": 75, "y": 5, "width": 41, "height": 100, "label": "a tall man",
-                       "metadata": {"desc": "a tall man"}}]]
+                       "metadata": {**meta, "desc": "a tall man"}}]]
+    assert with_meta == [{k: v for k, v in b.items() if k != "label"} for b in boxes[0]]
     assert captions == "car\na tall man" and tuple(masks.shape) == (2, 128, 128)
 
 
@@ -296,3 +299,92 @@ def test_bad_detection_input_fails_on_the_host_with_the_element_named(host):
     prompt, _ = grounded_prompt(layout_node=layout_node)
     with pytest.raises(PromptError, match=r"MASK item 1: no caption"):
         host.run(prompt)
+
+
+# ---------------------------------------------------------------- core BOUNDING_BOXES / Create Bounding Boxes (issue 16)
+# Field meanings confirmed from source: comfy_api io.BoundingBoxes (Type = list[BoundingBoxWithMetadata]),
+# ComfyUI comfy_extras/nodes_bounding_boxes.py (CreateBoundingBoxes) and the frontend's
+# src/types/boundingBoxes.ts + boundingBoxesUtil.ts (metadata {type: 'obj' | 'text', text, desc, palette: hex[]}).
+CANVAS_STATE = [  # what the canvas widget writes (toBoundingBoxes): integer pixels of a 1024 x 768 canvas
+    {"x": 102, "y": 77, "width": 410, "height": 307,
+     "metadata": {"type": "obj", "text": "", "desc": "a red vintage car", "palette": ["#c81e1e", "#ffffff"]}},
+    {"x": 600, "y": 40, "width": 300, "height": 100,
+     "metadata": {"type": "text", "text": "SALE", "desc": "", "palette": ["#fc0"]}},
+    {"x": 512, "y": 384, "width": 256, "height": 256,
+     "metadata": {"type": "obj", "text": "", "desc": "  ", "palette": []}}]
+ELEMENTS = [  # CreateBoundingBoxes 'elements' (build_elements) for the first two boxes above
+    {"type": "obj", "bbox": [100, 100, 500, 500], "desc": "a red vintage car", "color_palette": ["#C81E1E", "#FFFFFF"]},
+    {"type": "text", "bbox": [52, 586, 182, 879], "text": "SALE", "desc": ""}]
+
+
+def test_bounding_boxes_captions_from_desc_then_text_and_colour_from_palette():
+    dets = interop.from_bounding_box(CANVAS_STATE, what="BOUNDING_BOXES")
+    assert [(d.source, d.label, d.box, d.color) for d in dets] == [
+        ("BOUNDING_BOXES item 0", "a red vintage car", (102, 77, 410, 307), "#c81e1e"),
+        ("BOUNDING_BOXES item 1", "SALE", (600, 40, 300, 100), "#ffcc00"),
+        ("BOUNDING_BOXES item 2", "", (512, 384, 256, 256), None)]
+    insts = interop.detections_to_instances(dets, 512, 384, source_size=(1024, 768), captions="\n\na bare box")
+    assert [(i.caption, i.box, i.color) for i in insts] == [
+        ("a red vintage car", (51, 38.5, 205, 153.5), "#c81e1e"), ("SALE", (300, 20, 150, 50), "#ffcc00"),
+        ("a bare box", (256, 192, 128, 128), None)]
+    with pytest.raises(InstDiffError, match=r"BOUNDING_BOXES item 2: no caption .* line 3 of captions"):
+        interop.detections_to_instances(dets, 512, 384, source_size=(1024, 768))
+
+
+def test_create_bounding_boxes_elements_grid_to_layout_pixels():
+    dets = interop.from_elements(ELEMENTS)
+    insts = interop.detections_to_instances(dets, 1000, 500)
+    assert [(i.caption, i.box, i.color) for i in insts] == [
+        ("a red vintage car", (100, 50, 400, 200), "#c81e1e"), ("SALE", (586, 26, 293, 65), None)]
+    assert interop.from_elements("") == [] and interop.from_elements(None) == []
+    for bad, fragment in ((["x"], r"elements item 0: expected \{type, bbox"),
+                          ([{"bbox": [10, 10, 10, 50]}], r"elements item 0: bbox .* has no area"),
+                          ([{"bbox": [1, 2, 3]}], r"elements item 0: bbox must be \[ymin, xmin, ymax, xmax\]"),
+                          ("[1,", r"elements is not valid JSON")):
+        with pytest.raises(InstDiffError, match=fragment):
+            interop.from_elements(bad)
+
+
+def test_node_bounding_boxes_in_and_out_round_trip(nodes):
+    (layout,), notes = build(nodes, width=512, height=384, boxes_with_metadata=CANVAS_STATE[:2],
+                             source_image=torch.zeros((1, 768, 1024, 3)))
+    assert notes == "" and [(i.caption, i.box, i.color) for i in layout.instances] == [
+        ("a red vintage car", (51, 38.5, 205, 153.5), "#c81e1e"), ("SALE", (300, 20, 150, 50), "#ffcc00")]
+    boxes, _, _, with_meta = nodes.LayoutToBoundingBoxes().convert([layout], 0, True)
+    # The contract the canvas reads: integer pixels + metadata {type, text, desc, palette (hex list)}.
+    assert with_meta == [
+        {"x": 51, "y": 38, "width": 205, "height": 154,
+         "metadata": {"type": "obj", "text": "", "desc": "a red vintage car", "palette": ["#c81e1e"]}},
+        {"x": 300, "y": 20, "width": 150, "height": 50,
+         "metadata": {"type": "obj", "text": "", "desc": "SALE", "palette": ["#ffcc00"]}}]
+    # ... and back in again: same captions and colours, boxes to the pixel.
+    (again,), _ = build(nodes, width=512, height=384, boxes_with_metadata=with_meta)
+    assert [(i.caption, i.box, i.color) for i in again.instances] == [
+        ("a red vintage car", (51, 38, 205, 154), "#c81e1e"), ("SALE", (300, 20, 150, 50), "#ffcc00")]
+    # Create Bounding Boxes' own outputs: BOUNDING_BOX (one frame, no metadata) + elements for the captions.
+    core_bbox = [[{"x": b["x"], "y": b["y"], "width": b["width"], "height": b["height"]} for b in CANVAS_STATE[:2]]]
+    (from_canvas,), _ = build(nodes, width=512, height=384, elements=ELEMENTS, bounding_boxes=core_bbox,
+                              source_image=torch.zeros((1, 768, 1024, 3)), captions="a car\nSALE sign")
+    assert [i.caption for i in from_canvas.instances] == ["a car", "SALE sign", "a red vintage car", "SALE"]
+
+
+def test_node_types_load_on_any_host(nodes):
+    """Plain type strings: the 2024 host knows neither core box type; socket-only (no canvas widget in 2026)."""
+    spec = nodes.LayoutFromDetections.INPUT_TYPES()["optional"]
+    assert spec["bounding_boxes"] == ("BOUNDING_BOX", {"forceInput": True})
+    assert spec["boxes_with_metadata"][0] == "BOUNDING_BOXES" and spec["boxes_with_metadata"][1]["forceInput"]
+    assert spec["elements"][0] == "ARRAY"
+    assert nodes.LayoutToBoundingBoxes.RETURN_TYPES == ("BOUNDING_BOX", "STRING", "MASK", "BOUNDING_BOXES")
+
+
+def test_bounding_boxes_seed_the_layout_editor(nodes, pack):
+    """BOUNDING_BOXES -> Layout from detections -> Layout's seed_layout: the seeds are the canvas's boxes."""
+    layout_node = importlib.import_module(pack.__name__ + ".nodes.layout").InstanceLayoutNode()
+    (dets,), _ = build(nodes, width=512, height=384, boxes_with_metadata=CANVAS_STATE[:2],
+                       source_image=torch.zeros((1, 768, 1024, 3)))
+    empty = ('{"schema": "instdiff.layout", "version": 1, "width": 512, "height": 384, "caption": "", '
+             '"instances": []}')
+    out = layout_node.build(512, 384, "", empty, seed_layout=[dets])
+    (seeded,) = out["result"][0]
+    assert [(i.caption, i.box, i.color) for i in seeded.instances] == [
+        ("a red vintage car", (51, 38.5, 205, 153.5), "#c81e1e"), ("SALE", (300, 20, 150, 50), "#ffcc00")]
