@@ -86,30 +86,3 @@ def build_grounding(tokenizer, layouts: list, phrase_embeddings: list, drop: str
         null_tokens = tokenizer(**null, drop=drop)[0].float().cpu()
     return Grounding(torch.cat(tokens), null_tokens, torch.stack(regions), torch.stack(present), drop,
                      list(layouts), list(phrase_embeddings), seed=seed)
-
-
-def single_instance_layout(layout, index: int):
-    """The layout with only instance `index`, in the first slot (an MIS trajectory's layout)."""
-    return type(layout)(width=layout.width, height=layout.height, caption=layout.instances[index].caption,
-                        instances=[layout.instances[index]])
-
-
-@torch.no_grad()
-def mis_grounding(tokenizer, grounding: Grounding, per: int) -> Grounding:
-    """Grounding for T = n+1 trajectories x `per` latents: row t*per+b is trajectory t of latent b.
-
-    Trajectory 0 is the full layout; trajectory i >= 1 is instance i-1 alone in slot 0.
-    """
-    counts = {len(layout.instances) for layout in grounding.layouts}
-    if len(counts) != 1:
-        raise InstDiffError(f"MIS needs the same instances in every layout frame, got counts {sorted(counts)}")
-    frames = grounding._frames_for(per)
-    n = counts.pop()
-    single = build_grounding(
-        tokenizer, [single_instance_layout(layout, i) for i in range(n) for layout in grounding.layouts],
-        [emb[i:i + 1] for i in range(n) for emb in grounding.phrase_embeddings], grounding.drop, grounding.seed,
-        null_tokens=grounding.null_tokens)
-    rows = [i * grounding.frames + frames for i in range(n)]  # instance i of each latent's frame
-    pick = lambda name: torch.cat([getattr(grounding, name)[frames]] + [getattr(single, name)[r] for r in rows])  # noqa: E731
-    return Grounding(tokens=pick("tokens"), null_tokens=grounding.null_tokens, regions=pick("regions"),
-                     present=pick("present"), drop=grounding.drop)

@@ -1,9 +1,12 @@
 """Multi-instance sampler (MIS) helpers: trajectory batches (full + one per instance), their conditioning, the average."""
+import dataclasses
 import math
 
 import torch
 
 from .errors import InstDiffError
+from .grounding import Grounding
+from .preprocess import layout_to_grounding_inputs, null_grounding_inputs
 
 
 def mis_steps(steps: int, mis: float) -> int:
@@ -39,3 +42,82 @@ def repeat_trajectories(x: torch.Tensor, trajectories: int) -> torch.Tensor:
 def average_trajectories(x: torch.Tensor, trajectories: int) -> torch.Tensor:
     """(T*B, ...) -> (B, ...): the plain mean over trajectories, per latent."""
     return x.reshape(trajectories, -1, *x.shape[1:]).mean(0)
+
+
+class SharedStepNoise:
+    """The per-step noise of one MIS run, drawn per latent (B, ...) from the host's `source(sigma, sigma_next)`.
+
+    Every trajectory of a latent sees the same noise and differs only by its conditioning, so averaging the
+    trajectories keeps the noise level of ancestral and SDE samplers (the official PLMS sampler draws none). The
+    first chunk of trajectories draws; later chunks replay those draws; the merged latents then continue the
+    same source, as one uninterrupted run of the host's sampler would.
+    """
+
+    def __init__(self, source):
+        self.source = source
+        self.draws = []
+
+    def for_trajectories(self, trajectories: int):
+        """noise_sampler(sigma, sigma_next) for one sampler call on `trajectories` trajectories per latent."""
+        calls = iter(range(1 << 62))
+
+        def noise(sigma, sigma_next):
+            i = next(calls)
+            if i == len(self.draws):
+                self.draws.append(self.source(sigma, sigma_next))
+            return repeat_trajectories(self.draws[i], trajectories)
+
+        return noise
+
+
+def single_instance_inputs(inputs: dict, index: int) -> dict:
+    """Slot `index` of a layout's grounding inputs alone in slot 0: an MIS trajectory's inputs, with the same
+    points sampled from masks as the full layout's (official prepare_instance_meta slices the full meta)."""
+    out = null_grounding_inputs(1)
+    for name, value in inputs.items():
+        out[name][0, 0] = value[0, index]
+    return out
+
+
+def single_instance_regions(grounding: Grounding, frame: int, index: int) -> tuple:
+    """(regions, present) of instance `index` of `frame` alone in slot 0, sliced from the full grounding."""
+    regions = torch.zeros_like(grounding.regions[frame])
+    present = torch.zeros_like(grounding.present[frame])
+    regions[0], present[0] = grounding.regions[frame, index], grounding.present[frame, index]
+    return regions, present
+
+
+@torch.no_grad()
+def mis_grounding(tokenizer, grounding: Grounding, per: int, chunk: int = 8) -> Grounding:
+    """Grounding for T = n+1 trajectories x `per` latents: row t*per+b is trajectory t of latent b.
+
+    Trajectory 0 is the full layout; trajectory i >= 1 is instance i-1 alone in slot 0, from the full layout's
+    preprocessed inputs (the same seed, so the same scribble / polygon points) and its region.
+    """
+    counts = {len(layout.instances) for layout in grounding.layouts}
+    if len(counts) != 1:
+        raise InstDiffError(f"MIS needs the same instances in every layout frame, got counts {sorted(counts)}")
+    n = counts.pop()
+    device = next(tokenizer.parameters()).device
+    tokens = []  # per frame: (n, 184, 768)
+    for layout, emb in zip(grounding.layouts, grounding.phrase_embeddings):
+        full = layout_to_grounding_inputs(layout, emb, grounding.seed)
+        singles = [single_instance_inputs(full, i) for i in range(n)]
+        for start in range(0, n, chunk):
+            part = singles[start:start + chunk]
+            batch = {k: torch.cat([p[k] for p in part]).to(device) for k in part[0]}
+            tokens.append(tokenizer(**batch, drop=grounding.drop)[0].float().cpu())
+    tokens = torch.cat(tokens).reshape(grounding.frames, n, *grounding.tokens.shape[1:])
+    frames = grounding._frames_for(per)
+    single = [single_instance_regions(grounding, int(f), i) for i in range(n) for f in frames]
+    return dataclasses.replace(
+        grounding,
+        tokens=torch.cat([grounding.tokens[frames]] + [tokens[frames, i] for i in range(n)]),
+        regions=torch.cat([grounding.regions[frames], torch.stack([r for r, _ in single])]),
+        present=torch.cat([grounding.present[frames], torch.stack([p for _, p in single])]))
+
+
+def trajectory_rows(grounding: Grounding, rows: torch.Tensor) -> Grounding:
+    """The MIS grounding restricted to the given rows (one chunk of trajectories)."""
+    return dataclasses.replace(grounding, tokens=grounding.tokens[rows], regions=grounding.regions[rows],
+                               present=grounding.present[rows])

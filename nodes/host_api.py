@@ -68,3 +68,39 @@ def host_attention(masked: bool):
         return attention.optimized_attention
     fn = attention.optimized_attention_masked
     return fn if _takes_query_subset_mask(fn) else attention.attention_pytorch
+
+
+class _SamplingOwner:
+    """What the host's KSampler reads model_sampling from: the inner model (2024) or the ModelPatcher (2026)."""
+
+    def __init__(self, model_sampling):
+        self.model_sampling = model_sampling
+
+    def get_model_object(self, name: str):
+        return getattr(self, name)
+
+
+def ksampler_sigmas(model, steps: int, sampler_name: str, scheduler: str, denoise: float):
+    """The full sigma schedule the host's KSampler uses for these settings (scheduler, denoise, per-sampler tweaks)."""
+    import comfy.samplers
+    owner = _SamplingOwner(model_sampling_of(model))
+    return comfy.samplers.KSampler(owner, steps=steps, device=model.load_device, sampler=sampler_name,
+                                   scheduler=scheduler, denoise=denoise, model_options=model.model_options).sigmas
+
+
+def step_noise_sampler(sampler_name: str, x, sigmas, seed):
+    """`f(sigma, sigma_next)` -> the per-step noise the host's sampler `sampler_name` draws for latents shaped like
+    `x`: the seeded Brownian tree of the dpmpp SDE samplers (both hosts), else Gaussian noise from the host's
+    seeded generator (2026; the 2024 host draws from the global RNG, so we seed a generator as 2026 does)."""
+    import inspect
+
+    import torch
+    from comfy.k_diffusion import sampling
+    if sampler_name.startswith("dpmpp_") and "_sde" in sampler_name:
+        return sampling.BrownianTreeNoiseSampler(x, sigmas[sigmas > 0].min(), sigmas.max(), seed=seed,
+                                                 cpu=not sampler_name.endswith("_gpu"))
+    if "seed" in inspect.signature(sampling.default_noise_sampler).parameters:
+        return sampling.default_noise_sampler(x, seed=seed)
+    offset = 1 if x.device.type == "cpu" else 0  # as the 2026 host's default_noise_sampler
+    generator = torch.Generator(device=x.device).manual_seed((seed + offset) % 2 ** 64)
+    return lambda sigma, sigma_next: torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=generator)

@@ -1,52 +1,12 @@
 """Model-level patches that put InstanceDiffusion into the host UNet: fusers at `middle_patch`, ScaleU at `output_block_patch`."""
-import math
 
 import torch
 
 from ..instdiff_model.errors import InstDiffError
+from ..instdiff_model.gate import GateSchedule
 from ..instdiff_model.masked_attention import instance_attention_mask
 
 COND, UNCOND = 0, 1
-
-
-class GateSchedule:
-    """Grounding gate from sampling progress: 1 for the first `full` fraction, linear to 0 over `decay`, then 0.
-
-    Progress is the host's timestep percent of the current sigma (the `start_percent` convention of core
-    ComfyUI nodes), so the schedule holds for any sampler, scheduler and step count; with the `normal`
-    scheduler it equals the official step fraction.
-    """
-
-    def __init__(self, model_sampling, full: float, decay: float):
-        self.full, self.decay = float(full), float(decay)
-        grid = torch.linspace(0.0, 1.0, 1001, dtype=torch.float64)
-        sig = [float(model_sampling.percent_to_sigma(max(float(p), 1e-6))) for p in grid[:-1]]
-        sig.append(max(sig[-1] * 1e-3, 1e-12))
-        self._log_sigmas = torch.tensor(sig, dtype=torch.float64).log()
-        self._percents = grid
-
-    def percent(self, sigma: float) -> float:
-        """Inverse of percent_to_sigma by interpolation in log sigma (sigmas fall as percent rises)."""
-        ls = math.log(max(sigma, 1e-12))
-        idx = int(torch.searchsorted(-self._log_sigmas, torch.tensor([-ls], dtype=torch.float64)).item())
-        if idx <= 0:
-            return 0.0
-        if idx >= len(self._percents):
-            return 1.0
-        l0, l1 = self._log_sigmas[idx - 1].item(), self._log_sigmas[idx].item()
-        p0, p1 = self._percents[idx - 1].item(), self._percents[idx].item()
-        return p0 + (p1 - p0) * (l0 - ls) / (l0 - l1) if l0 != l1 else p1
-
-    def __call__(self, sigmas) -> float:
-        """Gate for the current step; `sigmas` is the host's per-latent sigma tensor (None: full strength)."""
-        if sigmas is None:
-            return 1.0
-        p = self.percent(float(sigmas.max()))
-        if p < self.full:
-            return 1.0
-        if self.decay > 0 and p < self.full + self.decay:
-            return 1.0 - (p - self.full) / self.decay
-        return 0.0
 
 
 def _token_grid(n_tokens: int, extra_options: dict) -> tuple:
@@ -83,6 +43,10 @@ class FuserPatch(_SharedPatch):
         self.masked_attention = masked_attention
         self._cache = {}
         self._checked = set()
+
+    def with_grounding(self, grounding) -> "FuserPatch":
+        """The same patch (fusers, gate, masked attention) with another grounding."""
+        return FuserPatch(self.instdiff, grounding, self.gate, self.masked_attention)
 
     def _per_chunk(self, kind: str, per: int, device, dtype):
         key = (kind, per, device, dtype)

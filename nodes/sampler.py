@@ -1,4 +1,7 @@
 """InstanceDiffusion KSampler: the multi-instance sampler (MIS) on the host's own samplers, trajectories batched."""
+import functools
+import inspect
+
 import torch
 
 import comfy.model_management
@@ -8,9 +11,9 @@ import comfy.utils
 import latent_preview
 
 from ..instdiff_model.errors import InstDiffError
-from ..instdiff_model.grounding import mis_grounding
-from ..instdiff_model.mis import (average_trajectories, mis_steps, repeat_trajectories, stack_text_conds,
-                                  trajectory_chunks)
+from ..instdiff_model.mis import (average_trajectories, mis_grounding, mis_steps, repeat_trajectories, SharedStepNoise,
+                                  stack_text_conds, trajectory_chunks, trajectory_rows)
+from . import host_api
 from .patch import FuserPatch
 
 
@@ -27,9 +30,21 @@ def with_grounding(model, grounding):
     clone = model.clone()
     patches = clone.model_options["transformer_options"]["patches"]
     old = find_fuser_patch(model)
-    patches["middle_patch"] = [FuserPatch(old.instdiff, grounding, old.gate, old.masked_attention) if p is old else p
-                               for p in patches["middle_patch"]]
+    patches["middle_patch"] = [old.with_grounding(grounding) if p is old else p for p in patches["middle_patch"]]
     return clone
+
+
+def draws_step_noise(sampler_name: str) -> bool:
+    """Whether the host's sampler adds noise at each step (ancestral, SDE, LCM, DDPM...) through a noise_sampler."""
+    return "noise_sampler" in inspect.signature(comfy.samplers.sampler_object(sampler_name).sampler_function).parameters
+
+
+def host_sampler(sampler_name: str, noise_sampler=None):
+    """The host's sampler object, its per-step noise taken from `noise_sampler` when it draws any."""
+    sampler = comfy.samplers.sampler_object(sampler_name)
+    if noise_sampler is not None and draws_step_noise(sampler_name):
+        sampler.sampler_function = functools.partial(sampler.sampler_function, noise_sampler=noise_sampler)
+    return sampler
 
 
 def trajectory_positive(positive: list, grounding, chunk: list, per: int) -> list:
@@ -47,8 +62,9 @@ class InstanceDiffusionKSampler:
         "KSampler with InstanceDiffusion's multi-instance sampler (MIS). For the first 'mis' fraction of the steps "
         "it denoises, from the same noise, the full prompt and layout plus one trajectory per instance (its caption "
         "as the prompt, the same negative, only its grounding, in the first slot), all in one batch ('max_batch' "
-        "latents per pass, 0 = all), averages those latents, then finishes with the full conditioning. mis = 0 is the "
-        "stock KSampler. Multistep samplers (dpmpp_2m, ...) restart their history at the switch (the official PLMS "
+        "latents per pass, 0 = all), averages those latents, then finishes with the full conditioning. A latent's "
+        "trajectories share its per-step noise (ancestral / SDE / LCM samplers), so the average keeps the noise level; "
+        "mis = 0 is the stock KSampler. Multistep samplers (dpmpp_2m, ...) restart their history at the switch (the official PLMS "
         "keeps the full trajectory's). The MODEL must come from 'Apply InstanceDiffusion'.")
     CATEGORY = "InstanceDiffusion"
     RETURN_TYPES = ("LATENT",)
@@ -91,26 +107,30 @@ class InstanceDiffusionKSampler:
         chunks = trajectory_chunks(n + 1, per, max_batch)
         total = k * len(chunks) + steps - k
         progress = latent_preview.prepare_callback(model, total)
+        sigmas = host_api.ksampler_sigmas(model, steps, sampler_name, scheduler, denoise)
+        shared = None
+        if draws_step_noise(sampler_name):
+            template = torch.zeros(noise.shape, dtype=noise.dtype, device=model.load_device)
+            shared = SharedStepNoise(host_api.step_noise_sampler(sampler_name, template, sigmas, seed))
+        first = sigmas[:k + 1] if k < len(sigmas) - 1 else sigmas  # as KSampler's last_step, leftover noise kept
+        common = dict(disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
         results = []
         for c, chunk in enumerate(chunks):
             rows = torch.cat([torch.arange(t * per, (t + 1) * per) for t in chunk])
-            sub = type(grounding)(grounding.tokens[rows], grounding.null_tokens, grounding.regions[rows],
-                                  grounding.present[rows], grounding.drop)
             mask = None if noise_mask is None or noise_mask.shape[0] == 1 else repeat_trajectories(noise_mask, len(chunk))
-            results.append(comfy.sample.sample(
-                with_grounding(model, sub), repeat_trajectories(noise, len(chunk)), steps, cfg, sampler_name,
-                scheduler, trajectory_positive(positive, patch.grounding, chunk, per), negative,
-                repeat_trajectories(latent, len(chunk)), denoise=denoise, start_step=0, last_step=k,
-                force_full_denoise=False, noise_mask=noise_mask if mask is None else mask,
-                callback=lambda step, x0, x, _, o=c * k: progress(o + step, x0[:1], x, total),
-                disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed))
+            results.append(comfy.sample.sample_custom(
+                with_grounding(model, trajectory_rows(grounding, rows)), repeat_trajectories(noise, len(chunk)), cfg,
+                host_sampler(sampler_name, shared and shared.for_trajectories(len(chunk))), first.clone(),
+                trajectory_positive(positive, patch.grounding, chunk, per), negative,
+                repeat_trajectories(latent, len(chunk)), noise_mask=noise_mask if mask is None else mask,
+                callback=lambda step, x0, x, _, o=c * k: progress(o + step, x0[:1], x, total), **common))
             comfy.model_management.throw_exception_if_processing_interrupted()
-        mean = average_trajectories(torch.cat(results), n + 1)
-        samples = comfy.sample.sample(
-            model, torch.zeros_like(noise), steps, cfg, sampler_name, scheduler, positive, negative, mean,
-            denoise=denoise, disable_noise=True, start_step=k, last_step=steps, force_full_denoise=True,
-            noise_mask=noise_mask, callback=lambda step, x0, x, _: progress(len(chunks) * k + step, x0, x, total),
-            disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+        samples = average_trajectories(torch.cat(results), n + 1)
+        if k < len(sigmas) - 1:
+            samples = comfy.sample.sample_custom(
+                model, torch.zeros_like(noise), cfg, host_sampler(sampler_name, shared and shared.source),
+                sigmas[k:].clone(), positive, negative, samples, noise_mask=noise_mask,
+                callback=lambda step, x0, x, _: progress(len(chunks) * k + step, x0, x, total), **common)
         return (dict(latent_image, samples=samples),)
 
 

@@ -1,0 +1,97 @@
+"""MIS keeps the noise level of every host sampler (in-process, pass-through denoiser), and reuses the full layout's
+sampled points for its single-instance trajectories."""
+import importlib
+import types
+
+import numpy as np
+import pytest
+import torch
+
+SAMPLERS = ["euler_ancestral", "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_2m_sde", "lcm", "euler", "dpmpp_2m", "ddim"]
+
+
+class NullTokenizer(torch.nn.Module):
+    """Stand-in position net for the noise check (its tokens do not reach the pass-through denoiser)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, boxes, drop, **inputs):
+        return torch.zeros(boxes.shape[0], 184, 768), None
+
+
+@pytest.fixture(scope="module")
+def env(pack):
+    mod = lambda name: importlib.import_module(f"{pack.__name__}.{name}")  # noqa: E731
+    model = importlib.import_module("scripts.random_models").random_sd15_model(3, 32)
+    instdiff = mod("instdiff_model.model").InstanceDiffusionModel.from_formula("mis-noise", 32)
+    L = mod("instdiff_model.layout")
+    layout = L.Layout(width=512, height=512, caption="a test scene", instances=[
+        L.Instance(caption=f"object {i}", box=(40 + 150 * i, 60, 120, 200)) for i in range(3)])
+    emb = torch.randn(3, 768, generator=torch.Generator().manual_seed(1))
+    grounding = mod("instdiff_model.grounding").build_grounding(instdiff.position_net, [layout], [emb], "sd15", 0)
+    grounding.instance_conds = [torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    (patched,) = mod("nodes.apply").ApplyInstanceDiffusion().apply(model, instdiff, grounding, 0.8, 0.0, True, False)
+    patched.set_model_unet_function_wrapper(lambda apply_model, args: args["input"])  # denoised = x
+    return types.SimpleNamespace(mod=mod, model=patched, instdiff=instdiff)
+
+
+def sample(env, sampler, mis, seed=3, max_batch=0):
+    ksampler = env.mod("nodes.sampler").InstanceDiffusionKSampler()
+    cond = [[torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(9)), {}]]
+    latent = {"samples": torch.zeros(1, 4, 64, 64)}
+    (out,) = ksampler.sample(env.model, seed, 10, 7.0, sampler, "normal", cond, cond, latent, 1.0, mis, max_batch)
+    return out["samples"]
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_mis_keeps_the_noise_level(env, sampler, monkeypatch):
+    """Every trajectory of a latent sees the same per-step noise: averaging them must not shrink it."""
+    sampler_module = env.mod("nodes.sampler")
+    real = sampler_module.mis_grounding
+    monkeypatch.setattr(sampler_module, "mis_grounding", lambda tok, g, per: real(NullTokenizer(), g, per))
+    ratio = (sample(env, sampler, 0.36).std() / sample(env, sampler, 0.0).std()).item()
+    assert ratio == pytest.approx(1.0, abs=0.03)
+    if sampler in ("euler_ancestral", "dpmpp_sde"):  # chunks of trajectories replay the first chunk's noise
+        assert torch.equal(sample(env, sampler, 0.36, max_batch=1), sample(env, sampler, 0.36))
+
+
+class RecordingTokenizer(NullTokenizer):
+    """Records its inputs; row b's tokens are the sum of its scribble and polygon inputs (to trace the rows)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, boxes, drop, **inputs):
+        self.seen.append(dict(inputs, boxes=boxes))
+        trace = inputs["scribbles"].sum((1, 2)) + inputs["polygons"].sum((1, 2))
+        return trace[:, None, None].expand(-1, 184, 768).float(), None
+
+
+def test_trajectories_reuse_the_full_layouts_sampled_points(env):
+    """Instance i's trajectory gets the full layout's slot-i scribble / polygon points (official
+    prepare_instance_meta slices the full meta), not points re-sampled for the instance alone."""
+    mod, L = env.mod, env.mod("instdiff_model.layout")
+    mask = np.zeros((128, 128), dtype=bool)
+    mask[20:90, 30:110] = True
+    layout = L.Layout(width=128, height=128, caption="c", instances=[
+        L.Instance(caption=f"blob {i}", mask=np.roll(mask, 9 * i, axis=0)) for i in range(3)])
+    emb = torch.randn(3, 768, generator=torch.Generator().manual_seed(2))
+    tokenizer = RecordingTokenizer()
+    grounding = mod("instdiff_model.grounding").build_grounding(tokenizer, [layout], [emb], "sd15", 7)
+    tokenizer.seen.clear()
+    mis = mod("instdiff_model.mis").mis_grounding(tokenizer, grounding, 1)
+    full = mod("instdiff_model.preprocess").layout_to_grounding_inputs(layout, emb, 7)
+    (inputs,) = tokenizer.seen
+    for i in range(3):
+        for name in ("scribbles", "polygons", "segs", "boxes", "positive_embeddings", "masks"):
+            assert torch.equal(inputs[name][i, 0], full[name][0, i]), (i, name)
+            assert not inputs[name][i, 1:].any()
+        assert inputs["scribbles"][i].any() and inputs["polygons"][i].any()
+        assert torch.equal(mis.tokens[1 + i], tokenizer(inputs["boxes"][i:i + 1], "sd15", **{
+            k: v[i:i + 1] for k, v in inputs.items() if k != "boxes"})[0][0])
+        assert torch.equal(mis.regions[1 + i, 0], grounding.regions[0, i]) and grounding.regions[0, i].any()
+        assert not mis.regions[1 + i, 1:].any() and mis.present[1 + i].tolist() == [True] + [False] * 29
+    assert torch.equal(mis.tokens[0], grounding.tokens[0])
