@@ -25,8 +25,11 @@ class ApplyInstanceDiffusion:
     DESCRIPTION = ("Patch an SD1.5 MODEL (a clone; the input MODEL stays unchanged) with InstanceDiffusion: a gated "
                    "fuser in each of the 16 transformer blocks (grounding tokens for the positive pass, null tokens "
                    "for the negative pass), ScaleU in the 12 output blocks, and optional instance-masked attention. "
-                   "Gate schedule over sampling progress: full strength for the first 'grounding_full' fraction, "
-                   "linear fade over 'grounding_decay', then off (official inference.py: --alpha 0.8, i.e. 0.8 / 0).")
+                   "Gate schedule over sampling progress (the noise level, as core ComfyUI's start/end percent): "
+                   "full strength for the first 'grounding_full' fraction, linear fade over 'grounding_decay', then "
+                   "off. Official: the demo commands in InstanceDiffusion's README pass --alpha 0.8 (0.8 / 0, our "
+                   "default); inference.py's own default is --alpha 0.75. The official code counts steps; the two "
+                   "agree for the normal and ddim_uniform schedulers, karras grounds fewer steps (19 of 30 at 0.8).")
     CATEGORY = "InstanceDiffusion"
     RETURN_TYPES = ("MODEL",)
     FUNCTION = "apply"
