@@ -1,6 +1,7 @@
 """InstanceDiffusion KSampler: the multi-instance sampler (MIS) on the host's own samplers, trajectories batched."""
 import functools
 import inspect
+import weakref
 
 import torch
 
@@ -32,6 +33,19 @@ def with_grounding(model, grounding):
     old = find_fuser_patch(model)
     patches["middle_patch"] = [old.with_grounding(grounding) if p is old else p for p in patches["middle_patch"]]
     return clone
+
+
+_MIS_GROUNDINGS = weakref.WeakKeyDictionary()  # grounding -> {latents: (position net ref, MIS grounding)}
+
+
+def trajectory_grounding(patch: FuserPatch, per: int):
+    """The MIS grounding of the patch's grounding, kept while that grounding lives: the host caches the tokenizer's
+    output, so reruns (another seed, sampler, Apply setting) skip the single-instance tokenization."""
+    cache = _MIS_GROUNDINGS.setdefault(patch.grounding, {})
+    net = patch.instdiff.position_net
+    if per not in cache or cache[per][0]() is not net:
+        cache[per] = (weakref.ref(net), mis_grounding(net, patch.grounding, per))
+    return cache[per][1]
 
 
 def draws_step_noise(sampler_name: str) -> bool:
@@ -103,7 +117,7 @@ class InstanceDiffusionKSampler:
                                           disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
             return (dict(latent_image, samples=samples),)
 
-        grounding = mis_grounding(patch.instdiff.position_net, patch.grounding, per)
+        grounding = trajectory_grounding(patch, per)
         chunks = trajectory_chunks(n + 1, per, max_batch)
         total = k * len(chunks) + steps - k
         progress = latent_preview.prepare_callback(model, total)

@@ -10,6 +10,8 @@ from scripts.hostenv import REPO  # noqa: E402
 CKPT = "v1-5-pruned-emaonly.safetensors"
 INSTDIFF = "instancediffusion_sd15.safetensors"
 NEGATIVE = "worst quality, low quality, bad anatomy, watermark, text, blurry"
+OFFICIAL_NEGATIVE = ("longbody, lowres, bad anatomy, bad hands, missing fingers, extra digit, fewer digits, cropped, "
+                     "worst quality, low quality")  # official inference.py --negative_prompt default
 
 
 def layout(caption, instances, width=512, height=512):
@@ -72,6 +74,7 @@ def base(g, caption, instances, *, mask_nodes=None, lora=False, masked=False, wi
     """Checkpoint + InstanceDiffusion + layout + tokenizer + Apply; returns (patched model, clip, vae, layout)."""
     ckpt = g.add("CheckpointLoaderSimple", 0, ckpt_name=CKPT)
     model, clip = (ckpt, 0), (ckpt, 1)
+    stock_clip = clip  # phrase features come from stock CLIP-L, as the position net was trained on
     if lora:
         lo = g.add("LoraLoader", 0, model=model, clip=clip, lora_name="your_sd15_lora.safetensors",
                    strength_model=0.8, strength_clip=0.8)
@@ -82,7 +85,7 @@ def base(g, caption, instances, *, mask_nodes=None, lora=False, masked=False, wi
     lay_out = (lay, 0)
     for add in mask_nodes or []:
         lay_out = add(g, lay_out)
-    tok = g.add("InstanceDiffusionTokenizer", 2, clip=clip, layout=lay_out, instancediffusion=(idm, 0),
+    tok = g.add("InstanceDiffusionTokenizer", 2, clip=stock_clip, layout=lay_out, instancediffusion=(idm, 0),
                 config="auto", sample_seed=0)
     patched = g.add("ApplyInstanceDiffusion", 2, model=model, instancediffusion=(idm, 0),
                     instance_conditioning=(tok, 0), grounding_full=0.8, grounding_decay=0.0, scaleu=True,
@@ -90,17 +93,21 @@ def base(g, caption, instances, *, mask_nodes=None, lora=False, masked=False, wi
     return (patched, 0), clip, (ckpt, 2), lay_out
 
 
-def finish(g, model, clip, vae, lay_out, caption, *, mis=None, width=512, height=512, refiner=False):
+SAMPLING = dict(seed=42, steps=30, cfg=7.5, sampler_name="dpmpp_2m", scheduler="normal")
+OFFICIAL = dict(seed=0, steps=50, cfg=7.5, sampler_name="ddim", scheduler="ddim_uniform")
+
+
+def finish(g, model, clip, vae, lay_out, caption, *, mis=0.36, sampling=SAMPLING, negative=NEGATIVE, width=512,
+           height=512, refiner=False):
+    """Prompts, the sampler (the multi-instance sampler unless mis is None: stock KSampler), decode and save."""
     pos = g.add("CLIPTextEncode", 3, text=caption, clip=clip)
-    neg = g.add("CLIPTextEncode", 3, text=NEGATIVE, clip=clip)
+    neg = g.add("CLIPTextEncode", 3, text=negative, clip=clip)
     lat = g.add("EmptyLatentImage", 3, width=width, height=height, batch_size=1)
-    common = dict(model=model, seed=42, steps=30, cfg=7.5, sampler_name="dpmpp_2m", scheduler="karras",
-                  positive=(pos, 0), negative=(neg, 0), latent_image=(lat, 0), denoise=1.0)
+    common = dict(model=model, positive=(pos, 0), negative=(neg, 0), latent_image=(lat, 0), denoise=1.0, **sampling)
     if mis is None:
         s = g.add("KSampler", 4, **common)
     else:
-        s = g.add("InstanceDiffusionKSampler", 4, mis=mis, max_batch=0, **dict(common, sampler_name="euler",
-                                                                                scheduler="normal"))
+        s = g.add("InstanceDiffusionKSampler", 4, mis=mis, max_batch=0, **common)
     img = g.add("VAEDecode", 4, samples=(s, 0), vae=vae)
     g.add("SaveImage", 5, images=(img, 0), filename_prefix="InstanceDiffusion")
     pic = g.add("InstanceDiffusionLayoutPreview", 5, layout=lay_out, image=(img, 0))
@@ -132,36 +139,48 @@ BOXES = [{"caption": "a corgi wearing a red scarf", "box": [40, 230, 200, 250]},
          {"caption": "a hot air balloon", "box": [300, 20, 160, 180]}]
 SCENE = "a corgi and a white cat in a sunny park, a hot air balloon in the sky, photo"
 
+MIS_NOTE = (" Sampled with the multi-instance sampler (MIS 0.36, the official default); set mis to 0 for the stock "
+            "KSampler's speed.")
+
 WORKFLOWS = {
+    "instancediffusion_official_settings": (
+        "Official settings: the paper's inference.py as closely as ComfyUI allows. Multi-instance sampler (mis 0.36), "
+        "50 steps of ddim on the ddim_uniform schedule (the official timesteps; ComfyUI has no PLMS, ddim is its "
+        "deterministic counterpart), cfg 7.5 (inference.py's default; its README demos pass 5), the official negative "
+        "prompt, grounding on for the first 80% of the "
+        "steps (grounding_full 0.8 as the official README demos pass --alpha 0.8; inference.py's own default is "
+        "0.75), ScaleU on, masked attention off, SD1.5 + the official instancediffusion_sd15 weights. Batch 1 "
+        "(official: 8 images).",
+        dict(instances=BOXES, sampling=OFFICIAL, negative=OFFICIAL_NEGATIVE)),
     "instancediffusion_boxes": (
         "Boxes: every instance is a caption + a box. Draw boxes in the layout editor (or edit layout_json). Official "
-        "settings: grounding on for the first 80% of steps (grounding_full 0.8), ScaleU on.",
+        "settings: grounding on for the first 80% of steps (grounding_full 0.8), ScaleU on." + MIS_NOTE,
         dict(instances=BOXES)),
     "instancediffusion_points": (
         "Points: one point per instance (the 'point' test config drops boxes). Points are the weakest location "
-        "hint; use several instances or boxes for more control.",
+        "hint; use several instances or boxes for more control." + MIS_NOTE,
         dict(instances=[{"caption": b["caption"], "point": [b["box"][0] + b["box"][2] // 2, b["box"][1] + b["box"][3] // 2]}
                         for b in BOXES])),
     "instancediffusion_scribbles": (
         "Scribbles: free-hand strokes per instance. With scribbles present the tokenizer uses the official "
-        "'scribble' config (the default sd15 config would ignore them).",
+        "'scribble' config (the default sd15 config would ignore them)." + MIS_NOTE,
         dict(instances=[{"caption": "a winding river", "scribble": [[[10, 480], [120, 400], [260, 430], [400, 360], [500, 380]]]},
                         {"caption": "a flock of birds", "scribble": [[[300, 80], [340, 60], [380, 90], [420, 70]]]}],
              caption="a landscape with a winding river and birds in the sky, painting")),
     "instancediffusion_polygons": (
         "Polygons: each instance is a closed outline; its mask, boundary and interior samples are derived as in "
-        "the official preprocessing.",
+        "the official preprocessing." + MIS_NOTE,
         dict(instances=[{"caption": "a red barn", "polygon": [[[60, 300], [200, 200], [340, 300], [340, 480], [60, 480]]]},
                         {"caption": "a tall pine tree", "polygon": [[[400, 480], [440, 120], [490, 480]]]}],
              caption="a red barn and a tall pine tree on a farm, photo")),
     "instancediffusion_masks": (
         "Masks: per-instance masks (here painted with stock mask nodes; connect Load Image (as Mask) or a segmenter "
-        "instead). The mask tokens go through the ConvNeXt mask branch.",
+        "instead). The mask tokens go through the ConvNeXt mask branch." + MIS_NOTE,
         dict(instances=[], mask_nodes=[mask_from_rect("a golden retriever", 40, 200, 220, 280),
                                        mask_from_rect("a wooden bench", 270, 300, 230, 180)],
              caption="a golden retriever next to a wooden bench in a garden, photo")),
     "instancediffusion_all_formats": (
-        "All formats in one layout: box, point, scribble, polygon and mask instances together.",
+        "All formats in one layout: box, point, scribble, polygon and mask instances together." + MIS_NOTE,
         dict(instances=[BOXES[0], {"caption": "a white cat sitting", "point": [370, 360]},
                         {"caption": "a stone path", "scribble": [[[250, 500], [260, 420], [240, 330]]]},
                         {"caption": "a hot air balloon", "polygon": [[[330, 30], [450, 30], [420, 190], [360, 190]]]}],
@@ -169,19 +188,23 @@ WORKFLOWS = {
     "instancediffusion_multi_instance_sampler": (
         "Multi-instance sampler (MIS): for the first 36% of steps (official default) each instance is also denoised "
         "alone with its caption as the prompt, in one batch with the full image; the latents are averaged, then "
-        "sampling finishes normally. Costs about 1 + n*mis times a plain run; lower max_batch if memory is short.",
+        "sampling finishes normally. A latent's trajectories share its per-step noise, so ancestral and SDE samplers "
+        "keep their noise level. Costs about 1 + n*mis times a plain run; lower max_batch if memory is short.",
         dict(instances=BOXES, mis=0.36)),
     "instancediffusion_masked_attention": (
         "Instance-masked attention: inside the fusers each image token attends only to its own instance's tokens "
-        "(off in the official release; an option here). Helps keep attributes from leaking between instances.",
+        "(off in the official release; an option here). Helps keep attributes from leaking between instances."
+        + MIS_NOTE,
         dict(instances=BOXES, masked=True)),
     "instancediffusion_with_lora": (
         "Composing with a LoRA: Load LoRA before Apply InstanceDiffusion (any SD1.5 LoRA). Replace "
-        "your_sd15_lora.safetensors with one of yours.",
+        "your_sd15_lora.safetensors with one of yours. The InstanceDiffusion tokenizer takes the checkpoint's own "
+        "CLIP, not the LoRA'd one: the position net was trained on stock CLIP-L phrase features; the prompts use "
+        "the LoRA'd CLIP." + MIS_NOTE,
         dict(instances=BOXES, lora=True)),
     "instancediffusion_sdxl_refiner_cascade": (
         "The official cascade option: the SD1.5 InstanceDiffusion image refined by the SDXL refiner (img2img at "
-        "strength 0.35, at 1024x1024). Needs sd_xl_refiner_1.0.safetensors in models/checkpoints.",
+        "strength 0.35, at 1024x1024). Needs sd_xl_refiner_1.0.safetensors in models/checkpoints." + MIS_NOTE,
         dict(instances=BOXES, refiner=True)),
 }
 
@@ -196,7 +219,8 @@ def main():
         caption = opts.get("caption", SCENE)
         model, clip, vae, lay_out = base(g, caption, opts["instances"], mask_nodes=opts.get("mask_nodes"),
                                          lora=opts.get("lora", False), masked=opts.get("masked", False))
-        finish(g, model, clip, vae, lay_out, caption, mis=opts.get("mis"), refiner=opts.get("refiner", False))
+        finish(g, model, clip, vae, lay_out, caption, mis=opts.get("mis", 0.36), refiner=opts.get("refiner", False),
+               sampling=opts.get("sampling", SAMPLING), negative=opts.get("negative", NEGATIVE))
         (out / f"{name}.json").write_text(json.dumps(g.to_ui(info, note), indent=1) + "\n")
         print("wrote", out / f"{name}.json")
 

@@ -1,5 +1,6 @@
 """MIS keeps the noise level of every host sampler (in-process, pass-through denoiser), and reuses the full layout's
 sampled points for its single-instance trajectories."""
+import dataclasses
 import importlib
 import types
 
@@ -37,11 +38,11 @@ def env(pack):
     return types.SimpleNamespace(mod=mod, model=patched, instdiff=instdiff)
 
 
-def sample(env, sampler, mis, seed=3, max_batch=0):
+def sample(env, sampler, mis, seed=3, max_batch=0, model=None):
     ksampler = env.mod("nodes.sampler").InstanceDiffusionKSampler()
     cond = [[torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(9)), {}]]
     latent = {"samples": torch.zeros(1, 4, 64, 64)}
-    (out,) = ksampler.sample(env.model, seed, 10, 7.0, sampler, "normal", cond, cond, latent, 1.0, mis, max_batch)
+    (out,) = ksampler.sample(model or env.model, seed, 10, 7.0, sampler, "normal", cond, cond, latent, 1.0, mis, max_batch)
     return out["samples"]
 
 
@@ -55,6 +56,19 @@ def test_mis_keeps_the_noise_level(env, sampler, monkeypatch):
     assert ratio == pytest.approx(1.0, abs=0.03)
     if sampler in ("euler_ancestral", "dpmpp_sde"):  # chunks of trajectories replay the first chunk's noise
         assert torch.equal(sample(env, sampler, 0.36, max_batch=1), sample(env, sampler, 0.36))
+
+
+def test_reruns_reuse_the_single_instance_tokens(env, monkeypatch):
+    """Another seed on the same (host-cached) grounding does not tokenize the single-instance layouts again."""
+    sampler_module = env.mod("nodes.sampler")
+    calls, real = [], sampler_module.mis_grounding
+    monkeypatch.setattr(sampler_module, "mis_grounding",
+                        lambda tok, g, per: calls.append(g) or real(NullTokenizer(), g, per))
+    grounding = dataclasses.replace(sampler_module.find_fuser_patch(env.model).grounding)
+    model = sampler_module.with_grounding(env.model, grounding)
+    for seed in (1, 2):
+        sample(env, "euler", 0.36, seed=seed, model=model)
+    assert calls == [grounding]
 
 
 class RecordingTokenizer(NullTokenizer):

@@ -1,44 +1,103 @@
-"""Every shipped workflow (UI format) converted like the frontend does and executed headless with the random stand-ins."""
+"""Every shipped workflow (UI format) converted like the frontend does and executed headless with the random stand-ins;
+each run also checks that InstanceDiffusion acts (Apply made inert changes the latent, moving the instances too)."""
 import json
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from safetensors.torch import load_file
 
 from scripts.headless import ui_to_api
+from workflows_api import instancediffusion_off, mirrored, save_latent_after
 
 WORKFLOWS = sorted((Path(__file__).resolve().parents[1] / "workflows").glob("*.json"))
 STANDINS = {"ckpt_name": "random-sd15.safetensors", "model_name": "random-instancediffusion.safetensors",
             "lora_name": "random-lora-sd15.safetensors"}
+FRONTEND_ONLY = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
 
 
 def shrink(prompt: dict) -> dict:
-    """Random stand-ins at a fraction of the cost: the same graph with 2 steps and 1/8 of the image size."""
+    """Random stand-ins at a fraction of the cost: the same graph with 3 steps (the multi-instance sampler's 0.36
+    still covers one) and 1/8 of the image size."""
     for node in prompt.values():
         inputs = node["inputs"]
         for key, value in STANDINS.items():
             if key in inputs:
                 inputs[key] = value
         if "steps" in inputs:
-            inputs["steps"] = 2
+            inputs["steps"] = 3
         if node["class_type"] in ("EmptyLatentImage", "ImageScale"):
             inputs["width"] //= 8
             inputs["height"] //= 8
     return prompt
 
 
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def by_type(workflow: dict, type_: str) -> list:
+    return [n for n in workflow["nodes"] if n["type"] == type_]
+
+
+def source_type(workflow: dict, node: dict, input_name: str) -> str:
+    """Type of the node feeding `input_name` of `node`."""
+    (link,) = [i["link"] for i in node["inputs"] if i["name"] == input_name]
+    (src,) = [l[1] for l in workflow["links"] if l[0] == link]
+    return next(n["type"] for n in workflow["nodes"] if n["id"] == src)
+
+
 def test_there_are_workflows_for_every_feature():
     names = {p.stem for p in WORKFLOWS}
-    for part in ("boxes", "points", "scribbles", "polygons", "masks", "all_formats", "multi_instance_sampler",
-                 "masked_attention", "with_lora", "sdxl_refiner_cascade"):
+    for part in ("official_settings", "boxes", "points", "scribbles", "polygons", "masks", "all_formats",
+                 "multi_instance_sampler", "masked_attention", "with_lora", "sdxl_refiner_cascade"):
         assert f"instancediffusion_{part}" in names
 
 
+def test_official_settings_workflow_has_the_official_values():
+    """inference.py: mis 0.36, 50 steps, guidance 7.5, alpha 0.8 as its README demos pass (type [alpha, 0, 1-alpha])."""
+    wf = load(WORKFLOWS[0].with_name("instancediffusion_official_settings.json"))
+    (sampler,) = by_type(wf, "InstanceDiffusionKSampler")
+    seed, _, steps, cfg, sampler_name, scheduler, denoise, mis, max_batch = sampler["widgets_values"]
+    assert (steps, cfg, sampler_name, scheduler, denoise, mis) == (50, 7.5, "ddim", "ddim_uniform", 1.0, 0.36)
+    (apply,) = by_type(wf, "ApplyInstanceDiffusion")
+    assert apply["widgets_values"] == [0.8, 0.0, True, False]
+    assert by_type(wf, "LoadInstanceDiffusion")[0]["widgets_values"][0] == "instancediffusion_sd15.safetensors"
+    assert by_type(wf, "CheckpointLoaderSimple")[0]["widgets_values"] == ["v1-5-pruned-emaonly.safetensors"]
+
+
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
-def test_shipped_workflow_runs(host, path):
-    workflow = json.loads(path.read_text())
-    assert any(n["type"] == "Note" for n in workflow["nodes"]), "every shipped workflow explains itself in a Note"
+def test_multi_instance_workflows_use_the_multi_instance_sampler(path):
+    wf = load(path)
+    layouts = by_type(wf, "InstanceDiffusionLayout")
+    instances = sum(len(json.loads(n["widgets_values"][3])["instances"]) for n in layouts)
+    instances += len(by_type(wf, "InstanceDiffusionAddMask"))
+    note = " ".join(n["widgets_values"][0] for n in by_type(wf, "Note"))
+    if instances > 1 and not by_type(wf, "InstanceDiffusionKSampler"):
+        assert "stock KSampler because" in note, f"{path.stem}: say in its note why it does not use MIS"
+
+
+def test_lora_workflow_tokenizer_takes_the_checkpoints_own_clip():
+    wf = load(WORKFLOWS[0].with_name("instancediffusion_with_lora.json"))
+    (tok,) = by_type(wf, "InstanceDiffusionTokenizer")
+    assert source_type(wf, tok, "clip") == "CheckpointLoaderSimple"
+    assert {source_type(wf, n, "clip") for n in by_type(wf, "CLIPTextEncode")} == {"LoraLoader"}
+
+
+def latent(host, entry, node):
+    (path,) = host.output_files(entry, node, kind="latents")
+    return load_file(path)["latent_tensor"]
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_shipped_workflow_runs_and_instancediffusion_acts(host, path):
+    workflow = load(path)
+    missing = {n["type"] for n in workflow["nodes"]} - set(host.object_info) - FRONTEND_ONLY
+    if missing:
+        pytest.skip(f"needs node types this host does not have: {sorted(missing)}")
+    assert by_type(workflow, "Note"), "every shipped workflow explains itself in a Note"
     prompt = shrink(ui_to_api(workflow, host.object_info))
+    saver = save_latent_after(prompt)
     entry = host.run(prompt)
     saved = [p for nid, node in prompt.items() if node["class_type"] == "SaveImage"
              for p in host.output_files(entry, nid)]
@@ -46,3 +105,14 @@ def test_shipped_workflow_runs(host, path):
     for p in saved:
         with Image.open(p) as im:
             assert im.size[0] >= 64
+    ours = latent(host, entry, saver)
+    off = latent(host, host.run(instancediffusion_off(prompt)), saver)
+    assert (ours - off).abs().max() > 1e-3, "InstanceDiffusion made no difference"
+    moved = latent(host, host.run(mirrored(prompt)), saver)
+    assert (moved - ours).abs().max() > 1e-3, "moving the instances made no difference"
+    if any(n["class_type"] == "LoraLoader" for n in prompt.values()):
+        no_lora = json.loads(json.dumps(prompt))
+        for node in no_lora.values():
+            if node["class_type"] == "LoraLoader":
+                node["inputs"].update(strength_model=0.0, strength_clip=0.0)
+        assert (latent(host, host.run(no_lora), saver) - ours).abs().max() > 1e-3, "the LoRA made no difference"

@@ -70,3 +70,53 @@ def grounded_prompt(instances=None, *, layout_node=None, mask_instance=False, fu
         plain = b.add("KSampler", model=models[0], **common)
         ids["plain"] = b.add("SaveLatent", samples=plain[0], filename_prefix="latents/plain")
     return b.prompt, ids
+
+
+def instancediffusion_off(prompt: dict) -> dict:
+    """The same prompt with every Apply InstanceDiffusion inert (gate off, no ScaleU): equal to bypassing Apply for
+    the stock KSampler (test_gate_off_and_scaleu_off_equals_the_plain_model), and the multi-instance sampler still
+    finds its patch, so only InstanceDiffusion's own effect is removed."""
+    prompt = json.loads(json.dumps(prompt))
+    for node in prompt.values():
+        if node["class_type"] == "ApplyInstanceDiffusion":
+            node["inputs"].update(grounding_full=0.0, grounding_decay=0.0, scaleu=False)
+    return prompt
+
+
+def _mirror_x(value, width):
+    """Coordinates nested as [x, y] pairs, mirrored left-right."""
+    if isinstance(value[0], (int, float)):
+        return [width - value[0], value[1]]
+    return [_mirror_x(v, width) for v in value]
+
+
+def mirrored(prompt: dict) -> dict:
+    """The same prompt with every instance moved to its left-right mirror position (layout JSON and painted masks)."""
+    prompt = json.loads(json.dumps(prompt))
+    for node in prompt.values():
+        inputs = node["inputs"]
+        if node["class_type"] == "InstanceDiffusionLayout":
+            layout = json.loads(inputs["layout_json"])
+            w = layout["width"]
+            for inst in layout["instances"]:
+                if "box" in inst:
+                    x, y, bw, bh = inst["box"]
+                    inst["box"] = [w - x - bw, y, bw, bh]
+                for key in ("point", "scribble", "polygon"):
+                    if key in inst:
+                        inst[key] = _mirror_x(inst[key], w)
+            inputs["layout_json"] = json.dumps(layout)
+        if node["class_type"] == "MaskComposite":
+            dest, source = (prompt[inputs[k][0]]["inputs"]["width"] for k in ("destination", "source"))
+            inputs["x"] = dest - inputs["x"] - source
+    return prompt
+
+
+def save_latent_after(prompt: dict, sampler_types=("KSampler", "InstanceDiffusionKSampler")) -> str:
+    """Add a SaveLatent on the sampler fed by Apply InstanceDiffusion; returns its node id."""
+    applied = {nid for nid, n in prompt.items() if n["class_type"] == "ApplyInstanceDiffusion"}
+    (sampler,) = [nid for nid, n in prompt.items()
+                  if n["class_type"] in sampler_types and n["inputs"]["model"][0] in applied]
+    nid = str(max(int(k) for k in prompt) + 1)
+    prompt[nid] = {"class_type": "SaveLatent", "inputs": {"samples": [sampler, 0], "filename_prefix": "latents/wf"}}
+    return nid
