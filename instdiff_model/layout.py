@@ -321,3 +321,102 @@ class Layout:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
+
+
+# ---------------------------------------------------------------- seeded layouts (the Layout node's seed_layout)
+# The editor stores two things the schema above does not have: an instance's "seed": k (it replaces instance k of
+# the seed layout) and a top-level "seed_removed" list (seed instances the user deleted). The merge below is the
+# only implementation: the node returns its result, with each instance's origin, and the editor shows that.
+ORIGIN_SEED, ORIGIN_EDITED, ORIGIN_USER = "seed", "edited", "user"
+
+
+def _clip_xy(p, sx, sy, w, h) -> tuple:
+    return (min(max(p[0] * sx, 0.0), float(w)), min(max(p[1] * sy, 0.0), float(h)))
+
+
+def _resample_mask(mask, w: int, h: int):
+    """Nearest-neighbour resize of an (H, W) bool mask, sampling pixel centres."""
+    sh, sw = mask.shape
+    ys = np.minimum(sh - 1, np.floor((np.arange(h) + 0.5) * sh / h).astype(np.int64))
+    xs = np.minimum(sw - 1, np.floor((np.arange(w) + 0.5) * sw / w).astype(np.int64))
+    return mask[ys][:, xs]
+
+
+def scale_instance(inst: Instance, sw: int, sh: int, w: int, h: int) -> Instance:
+    """A copy of `inst` (drawn on a sw x sh image) scaled to a w x h image, kept inside it."""
+    if (sw, sh) == (w, h):
+        return Instance(caption=inst.caption, box=inst.box, point=inst.point, scribble=inst.scribble,
+                        polygon=inst.polygon, mask=inst.mask, color=inst.color)
+    sx, sy = w / sw, h / sh
+    box = None
+    if inst.box is not None:
+        x0, y0 = _clip_xy(inst.box[:2], sx, sy, w, h)
+        x1, y1 = _clip_xy((inst.box[0] + inst.box[2], inst.box[1] + inst.box[3]), sx, sy, w, h)
+        box = (x0, y0, max(x1 - x0, 1e-3), max(y1 - y0, 1e-3))
+    pt = None if inst.point is None else _clip_xy(inst.point, sx, sy, w, h)
+    lines = lambda v: None if v is None else [[_clip_xy(q, sx, sy, w, h) for q in s] for s in v]
+    mask = None if inst.mask is None else _resample_mask(inst.mask, w, h)
+    return Instance(caption=inst.caption, box=box, point=pt, scribble=lines(inst.scribble),
+                    polygon=lines(inst.polygon), mask=mask, color=inst.color)
+
+
+def _seed_index(value, where: str):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InstDiffError(f'{where}: "seed" must be the index (0, 1, ...) of an instance of seed_layout, '
+                            f"got {value!r}; remove the field to make it your own instance")
+    return value
+
+
+def split_seed_records(data: dict) -> tuple:
+    """Editor document -> (plain layout dict, [seed index or None per instance], set of removed seed indices)."""
+    data = dict(data)
+    removed = data.pop("seed_removed", [])
+    if not isinstance(removed, list):
+        raise InstDiffError(f'layout_json "seed_removed" must be a list of seed instance indices, got {removed!r}')
+    removed = {_seed_index(v, "layout_json seed_removed") for v in removed}
+    seeds, plain = [], []
+    raw = data.get("instances", [])
+    if isinstance(raw, list):
+        for i, item in enumerate(raw):
+            if isinstance(item, dict) and "seed" in item:
+                item = dict(item)
+                seeds.append(_seed_index(item.pop("seed"), f"instance {i}"))
+            else:
+                seeds.append(None)
+            plain.append(item)
+        data["instances"] = plain
+    return data, seeds, removed
+
+
+def merge_seed(seed: Layout, own: Layout, seeds: list, removed: set) -> tuple:
+    """(merged Layout, [(origin, seed index or None) per merged instance]).
+
+    Seeded instances (scaled to `own`'s size) that were not removed, each replaced by the user's edit of it when
+    there is one, in seed order; then the user's own instances in their order. An edit of a seed instance that no
+    longer exists stays as an own instance (origin "user", its seed index kept so the editor writes it back)."""
+    edits = {k: inst for k, inst in zip(seeds, own.instances) if k is not None and k < len(seed.instances)}
+    merged, origins = [], []
+    for k, inst in enumerate(seed.instances):
+        if k in edits:
+            merged.append(edits[k])
+            origins.append((ORIGIN_EDITED, k))
+        elif k not in removed:
+            merged.append(scale_instance(inst, seed.width, seed.height, own.width, own.height))
+            origins.append((ORIGIN_SEED, k))
+    for k, inst in zip(seeds, own.instances):
+        if k is None or k >= len(seed.instances):
+            merged.append(inst)
+            origins.append((ORIGIN_USER, k))
+    return Layout(width=own.width, height=own.height, caption=own.caption, instances=merged), origins
+
+
+def with_origins(layout: Layout, origins: list) -> dict:
+    """The layout's JSON object with each instance's "origin" (and "seed" index when it has one), for the editor."""
+    d = layout.to_dict()
+    for inst, (origin, k) in zip(d["instances"], origins):
+        inst["origin"] = origin
+        if k is not None:
+            inst["seed"] = k
+    return d

@@ -4,7 +4,16 @@ import json
 from ..instdiff_model.errors import InstDiffError
 from ..instdiff_model.importers import from_coco, from_official_demo
 from ..instdiff_model.keyframes import interpolate_keyframes
-from ..instdiff_model.layout import Instance, Layout, SCHEMA, VERSION
+from ..instdiff_model.layout import (
+    ORIGIN_USER,
+    SCHEMA,
+    VERSION,
+    Instance,
+    Layout,
+    merge_seed,
+    split_seed_records,
+    with_origins,
+)
 
 CATEGORY = "InstanceDiffusion/layout"
 LAYOUT = "INSTANCE_LAYOUT"
@@ -37,85 +46,6 @@ def parse_points(text: str, what: str) -> list:
             pts.append((x, y))
         out.append(pts)
     return out
-
-
-def _clip_xy(p, sx, sy, w, h) -> tuple:
-    return (min(max(p[0] * sx, 0.0), float(w)), min(max(p[1] * sy, 0.0), float(h)))
-
-
-def _resample_mask(mask, w: int, h: int):
-    """Nearest-neighbour resize of an (H, W) bool mask, sampling pixel centres (the editor does the same)."""
-    import numpy as np
-    sh, sw = mask.shape
-    ys = np.minimum(sh - 1, np.floor((np.arange(h) + 0.5) * sh / h).astype(np.int64))
-    xs = np.minimum(sw - 1, np.floor((np.arange(w) + 0.5) * sw / w).astype(np.int64))
-    return mask[ys][:, xs]
-
-
-def scale_instance(inst: Instance, sw: int, sh: int, w: int, h: int) -> Instance:
-    """A copy of `inst` (drawn on a sw x sh image) scaled to a w x h image, kept inside it."""
-    if (sw, sh) == (w, h):
-        return Instance(caption=inst.caption, box=inst.box, point=inst.point, scribble=inst.scribble,
-                        polygon=inst.polygon, mask=inst.mask, color=inst.color)
-    sx, sy = w / sw, h / sh
-    box = None
-    if inst.box is not None:
-        x0, y0 = _clip_xy(inst.box[:2], sx, sy, w, h)
-        x1, y1 = _clip_xy((inst.box[0] + inst.box[2], inst.box[1] + inst.box[3]), sx, sy, w, h)
-        box = (x0, y0, max(x1 - x0, 1e-3), max(y1 - y0, 1e-3))
-    pt = None if inst.point is None else _clip_xy(inst.point, sx, sy, w, h)
-    lines = lambda v: None if v is None else [[_clip_xy(q, sx, sy, w, h) for q in s] for s in v]  # noqa: E731
-    mask = None if inst.mask is None else _resample_mask(inst.mask, w, h)
-    return Instance(caption=inst.caption, box=box, point=pt, scribble=lines(inst.scribble),
-                    polygon=lines(inst.polygon), mask=mask, color=inst.color)
-
-
-def _seed_index(value, where: str):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InstDiffError(f'{where}: "seed" must be the index (0, 1, ...) of an instance of seed_layout, '
-                            f"got {value!r}; remove the field to make it your own instance")
-    return value
-
-
-def split_seed_records(data: dict) -> tuple:
-    """Editor document -> (plain layout dict, [seed index or None per instance], set of removed seed indices).
-
-    The editor stores two things the layout schema does not have: an instance's "seed" (it replaces that
-    instance of seed_layout) and a top-level "seed_removed" list (seed instances the user deleted)."""
-    data = dict(data)
-    removed = data.pop("seed_removed", [])
-    if not isinstance(removed, list):
-        raise InstDiffError(f'layout_json "seed_removed" must be a list of seed instance indices, got {removed!r}')
-    removed = {_seed_index(v, "layout_json seed_removed") for v in removed}
-    seeds, plain = [], []
-    raw = data.get("instances", [])
-    if isinstance(raw, list):
-        for i, item in enumerate(raw):
-            if isinstance(item, dict) and "seed" in item:
-                item = dict(item)
-                seeds.append(_seed_index(item.pop("seed"), f"instance {i}"))
-            else:
-                seeds.append(None)
-            plain.append(item)
-        data["instances"] = plain
-    return data, seeds, removed
-
-
-def merge_seed(seed: Layout, own: Layout, seeds: list, removed: set) -> Layout:
-    """Seeded instances (scaled to `own`'s size) that were not removed, each replaced by the user's edit of it
-    when there is one, in seed order; then the user's own instances in their order. An edit of a seed instance
-    that no longer exists stays as an own instance."""
-    edits = {k: inst for k, inst in zip(seeds, own.instances) if k is not None and k < len(seed.instances)}
-    merged = []
-    for k, inst in enumerate(seed.instances):
-        if k in edits:
-            merged.append(edits[k])
-        elif k not in removed:
-            merged.append(scale_instance(inst, seed.width, seed.height, own.width, own.height))
-    merged += [inst for k, inst in zip(seeds, own.instances) if k is None or k >= len(seed.instances)]
-    return Layout(width=own.width, height=own.height, caption=own.caption, instances=merged)
 
 
 class InstanceLayoutNode:
@@ -153,24 +83,30 @@ class InstanceLayoutNode:
             data = json.loads(text)
         except ValueError as exc:
             raise InstDiffError(f"layout_json is not valid JSON ({exc}); fix it or clear the field") from None
-        seeds, removed = [], set()
-        if isinstance(data, dict):
-            data, seeds, removed = split_seed_records(data)
-        if not seed_layout:
-            if isinstance(data, dict):
-                data = dict(data, width=width, height=height, caption=caption or data.get("caption", ""))
-            return ([Layout.from_json(data)],)
         if not isinstance(data, dict):
             return ([Layout.from_json(data)],)  # the schema's own error message
+        data, seeds, removed = split_seed_records(data)
+        if not seed_layout:
+            own = Layout.from_json(dict(data, width=width, height=height, caption=caption or data.get("caption", "")))
+            return self._shown([own], [(ORIGIN_USER, k) for k in seeds], layout_json)
         first = seed_layout[0]
         untouched = not data.get("instances") and not removed
         w, h = (first.width, first.height) if untouched else (width, height)
         own = Layout.from_json(dict(data, width=w, height=h, caption=caption or data.get("caption", "")))
-        out = []
+        out, origins = [], None
         for f in seed_layout:
             frame_own = own if own.caption else Layout(width=w, height=h, caption=f.caption, instances=own.instances)
-            out.append(merge_seed(f, frame_own, seeds, removed))
-        return {"ui": {"instdiff_seed": [first.to_dict()]}, "result": (out,)}
+            merged, frame_origins = merge_seed(f, frame_own, seeds, removed)
+            out.append(merged)
+            origins = origins or frame_origins
+        return self._shown(out, origins, layout_json)
+
+    @staticmethod
+    def _shown(frames: list, origins: list, layout_json: str) -> dict:
+        """The result plus, for the editor, what it was made of: the first frame as merged here, each instance
+        with its origin ("seed", "edited" or "user"), and the layout_json text it was merged from."""
+        shown = {"layout": with_origins(frames[0], origins), "layout_json": layout_json}
+        return {"ui": {"instdiff_layout": [shown]}, "result": (frames,)}
 
 
 class AddBoxInstance:

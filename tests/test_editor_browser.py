@@ -3,7 +3,9 @@
 tests/browser/editor_flow.mjs builds a graph on the host UI, draws one instance of each kind (box, point,
 scribble, polygon, mask) with real mouse events, types captions, queues the prompt, then reloads the page and
 loads the saved workflow. Here we check what the backend received, the Layout Preview picture and the restore.
-Screenshots go to the pytest tmp dir; the editor screenshot is also copied to docs/editor.png.
+It also opens the pop-out editor (draws, undoes/redoes, deletes with keys, closes with Esc) and checks that after
+a seeded run the editor shows the backend's merged layout exactly. Screenshots go to the pytest tmp dir; the
+editor and pop-out screenshots are also copied to docs/editor.png and docs/editor-popout.png.
 """
 import json
 import os
@@ -58,9 +60,10 @@ def flow(host, tmp_path_factory):
     assert result_path.exists(), f"browser script failed:\n{proc.stdout}\n{proc.stderr}"
     result = json.loads(result_path.read_text())
     assert not result.get("error"), f"{result['error']}\nsteps: {result['steps']}\nconsole: {result['console']}"
-    if (out / "editor.png").exists():
-        (REPO / "docs").mkdir(exist_ok=True)
-        shutil.copyfile(out / "editor.png", REPO / "docs" / "editor.png")
+    for name in ("editor.png", "editor-popout.png"):
+        if (out / name).exists():
+            (REPO / "docs").mkdir(exist_ok=True)
+            shutil.copyfile(out / name, REPO / "docs" / name)
     result["out"] = out
     return result
 
@@ -173,3 +176,34 @@ def test_seeded_instances_appear_and_edits_stay_on_top(flow, host):
     assert is_col(130, 60) and is_col(130, 124)          # the dog's new left / right edges
     assert not is_col(130, 184)                           # its old right edge is background
     assert is_col(40, 16) and is_col(40, 180)             # the cat and the bird are still there
+
+
+def test_canvas_fills_the_node_width_and_the_json_is_hidden(flow):
+    fit = flow["fit"]
+    assert fit["canvasW"] >= fit["frameW"] - 12, fit
+    assert fit["canvasH"] == pytest.approx(fit["canvasW"] * H / W, abs=2), fit
+    assert fit["visibleJsonBoxes"] == 0, fit
+    assert (fit["jsonShown"], fit["jsonHiddenAgain"]) == (1, 0), fit   # the JSON toggle
+
+
+def test_pop_out_editor_draws_with_keys_and_closes_on_escape(flow):
+    pop = flow["popout"]
+    assert pop["canvasW"] > 1.5 * pop["nodeCanvasW"], pop           # a much bigger canvas
+    assert pop["box"] == pytest.approx([150, 100, 90, 80], abs=2)    # drawn after pressing B
+    assert (pop["afterUndo"], pop["afterRedo"]) == (5, 6)            # Ctrl+Z, Ctrl+Y
+    assert pop["tool"] == "select"                                   # V
+    assert pop["afterDelete"] == ["a red box", "a point", "a scribble", "a polygon", "a mask"]   # Delete
+    assert pop["closed"] and pop["backInNode"], pop                  # Esc
+    assert pop["canvasAfterW"] == pytest.approx(pop["nodeCanvasW"], abs=2)
+
+
+def test_editor_shows_the_backends_merge_exactly(flow):
+    assert flow["seedThird"]["status"]["status_str"] == "success"
+    # after the size change and before the run: the untouched seeds are shown as of the last run
+    assert [(i["caption"], i["stale"]) for i in flow["seedStale"]] == [
+        ("a cat", True), ("a dog", False), ("a bird", True)]
+    ui = flow["seedThird"]["outputs"][str(flow["seedIds"]["layout"])]["instdiff_layout"][0]["layout"]
+    assert ui["height"] == 200
+    backend = [(i["caption"], i["box"], i["origin"]) for i in ui["instances"]]
+    assert [(i["caption"], i["box"], i["origin"]) for i in flow["seedShown"]] == backend
+    assert backend[0][2] == "seed" and backend[0][1][1] == pytest.approx(16 * 200 / 192, rel=1e-12)  # not rounded

@@ -49,16 +49,23 @@ def test_untouched_seed_passes_through_with_its_size_and_caption(mods, seed):
     (layout,) = out["result"][0]
     assert (layout.width, layout.height, layout.caption) == (128, 128, "seed scene")
     assert [i.caption for i in layout.instances] == ["a cat", "a dog", "a bird"]
-    assert out["ui"]["instdiff_seed"][0]["instances"][0]["box"] == [10, 10, 40, 30]
+    shown = out["ui"]["instdiff_layout"][0]
+    assert shown["layout_json"] == doc([])
+    assert [(i["origin"], i["seed"], i["box"] if "box" in i else i["point"]) for i in shown["layout"]["instances"]] \
+        == [("seed", 0, [10, 10, 40, 30]), ("seed", 1, [60, 60, 50, 40]), ("seed", 2, [100, 20])]
 
 
 def test_edits_replace_seeds_removed_ones_go_and_own_ones_follow(mods, seed):
     text = doc([{"caption": "a moved dog", "box": [0, 0, 50, 40], "seed": 1},
                 {"caption": "my tree", "box": [90, 90, 20, 20]}], seed_removed=[2], caption="mine")
-    (layout,) = build(mods, text, seed)["result"][0]
+    out = build(mods, text, seed)
+    (layout,) = out["result"][0]
     assert layout.caption == "mine"
     assert boxes(layout) == [("a cat", (10, 10, 40, 30), None), ("a moved dog", (0, 0, 50, 40), None),
                              ("my tree", (90, 90, 20, 20), None)]
+    shown = out["ui"]["instdiff_layout"][0]["layout"]["instances"]
+    assert [(i["caption"], i["origin"], i.get("seed")) for i in shown] == [
+        ("a cat", "seed", 0), ("a moved dog", "edited", 1), ("my tree", "user", None)]
 
 
 def test_user_edits_stay_on_top_when_the_seed_changes(mods):
@@ -67,8 +74,12 @@ def test_user_edits_stay_on_top_when_the_seed_changes(mods):
                 {"caption": "edit of a vanished seed", "point": [5, 5], "seed": 7}], seed_removed=[1])
     new_seed = [L.from_json(doc([{"caption": "c0", "box": [0, 0, 8, 8]}, {"caption": "c1", "box": [0, 0, 9, 9]},
                                  {"caption": "c2 new", "box": [20, 20, 9, 9]}]))]
-    (layout,) = build(mods, text, new_seed)["result"][0]
+    out = build(mods, text, new_seed)
+    (layout,) = out["result"][0]
     assert [i.caption for i in layout.instances] == ["edited", "c2 new", "edit of a vanished seed"]
+    # the edit of a vanished seed is the user's now; its record keeps the index so the editor writes it back
+    shown = out["ui"]["instdiff_layout"][0]["layout"]["instances"]
+    assert [(i["origin"], i.get("seed")) for i in shown] == [("edited", 0), ("seed", 2), ("user", 7)]
 
 
 def test_seed_is_scaled_to_the_node_size_once_edited(mods, seed):
@@ -99,8 +110,11 @@ def test_multi_frame_seed_merges_every_frame(mods):
 
 def test_without_seed_the_seed_fields_are_ignored(mods):
     text = doc([{"caption": "a", "box": [1, 1, 5, 5], "seed": 0}], seed_removed=[1])
-    (layout,) = build(mods, text, None)[0]
+    out = build(mods, text, None)
+    (layout,) = out["result"][0]
     assert [i.caption for i in layout.instances] == ["a"]
+    assert [(i["origin"], i["box"]) for i in out["ui"]["instdiff_layout"][0]["layout"]["instances"]] == [
+        ("user", [1, 1, 5, 5])]
 
 
 @pytest.mark.parametrize("extra, inst, pattern", [
@@ -127,8 +141,10 @@ def test_host_detections_seed_the_layout_node(host):
     preview = b.add("InstanceDiffusionLayoutPreview", layout=layout[0])
     save = b.add("SaveImage", images=preview[0], filename_prefix="seeded_layout")
     entry = host.run(b.prompt)
-    ui = entry["outputs"][str(layout)]["instdiff_seed"][0]
-    assert [i["caption"] for i in ui["instances"]] == ["a cat", "a dog", "a bird"]
+    ui = entry["outputs"][str(layout)]["instdiff_layout"][0]
+    assert ui["layout_json"] == text
+    assert [(i["caption"], i["origin"]) for i in ui["layout"]["instances"]] == [
+        ("a moved cat", "edited"), ("a dog", "seed"), ("a sun", "user")]
     (path,) = host.output_files(entry, save)
     pic = np.asarray(Image.open(path).convert("RGB")).astype(int)
     assert pic.shape == (96, 128, 3)

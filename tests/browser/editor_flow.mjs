@@ -164,6 +164,23 @@ try {
     step("drawn");
     await page.waitForTimeout(200);
     result.layoutJson = await layoutValue();
+    // the canvas fills the node's width (at the layout's aspect) and the JSON text is hidden
+    result.fit = await page.evaluate(() => {
+        const c = document.querySelector(".instdiff-editor canvas").getBoundingClientRect();
+        const f = document.querySelector(".instdiff-frame").getBoundingClientRect();
+        const ta = [...document.querySelectorAll("textarea")].filter((t) => t.value.includes("instdiff.layout") && t.offsetParent);
+        return { canvasW: c.width, canvasH: c.height, frameW: f.width, visibleJsonBoxes: ta.length };
+    });
+    const jsonBoxes = () => page.evaluate(() => [...document.querySelectorAll("textarea")]
+        .filter((t) => t.value.includes("instdiff.layout") && t.offsetParent && t.getBoundingClientRect().height > 10).length);
+    await action("json");
+    await page.waitForTimeout(200);
+    result.fit.jsonShown = await jsonBoxes();
+    await action("json");
+    await page.waitForTimeout(200);
+    result.fit.jsonHiddenAgain = await jsonBoxes();
+    await page.mouse.move(5, 5);                            // no hover highlight in the picture
+    await page.waitForTimeout(100);
     await editor.screenshot({ path: path.join(outDir, "editor.png") });
     await page.screenshot({ path: path.join(outDir, "page_drawn.png") });
 
@@ -204,6 +221,35 @@ try {
     await page.locator(".instdiff-editor").first().screenshot({ path: path.join(outDir, "editor_restored.png") });
     step("restored");
 
+    // ---- the pop-out: a large canvas, same tools; keys: tool letters, Ctrl+Z / Ctrl+Y, Delete, Esc closes
+    result.popout = { nodeCanvasW: (await canvas.boundingBox()).width };
+    await action("popout");
+    await page.locator(".instdiff-popout .instdiff-editor canvas").waitFor({ state: "visible" });
+    await page.waitForTimeout(300);
+    result.popout.canvasW = (await canvas.boundingBox()).width;
+    await clickAt(250, 5);                                  // focus the canvas (a click draws nothing)
+    await page.keyboard.press("b");
+    await dragPath([[150, 100], [240, 180]]);
+    result.popout.box = JSON.parse(await layoutValue()).instances[5]?.box;
+    await page.keyboard.press("Control+z");
+    result.popout.afterUndo = JSON.parse(await layoutValue()).instances.length;
+    await page.keyboard.press("Control+y");
+    result.popout.afterRedo = JSON.parse(await layoutValue()).instances.length;
+    await caption(5, "a popped box");
+    await clickAt(250, 5);
+    await page.keyboard.press("v");
+    result.popout.tool = await page.locator('.instdiff-editor button.on[data-tool]').getAttribute("data-tool");
+    await page.screenshot({ path: path.join(outDir, "editor-popout.png") });
+    await clickAt(200, 120);                                // select the new box
+    await page.keyboard.press("Delete");
+    result.popout.afterDelete = JSON.parse(await layoutValue()).instances.map((i) => i.caption);
+    await page.keyboard.press("Escape");
+    await page.waitForTimeout(200);
+    result.popout.closed = (await page.locator(".instdiff-popout").count()) === 0;
+    result.popout.backInNode = await page.evaluate(() => !!document.querySelector(".instdiff-frame .instdiff-editor canvas"));
+    result.popout.canvasAfterW = (await canvas.boundingBox()).width;
+    step("popout");
+
     // ---- seeding: Layout from detections -> seed_layout; run; the seeded boxes appear; move one; run again
     const seedIds = await page.evaluate(({ W, H }) => {
         const app = window.comfyAPI?.app?.app || window.app;
@@ -242,6 +288,23 @@ try {
     result.seededAfterMove = await seedLayoutValue();
     await editor.screenshot({ path: path.join(outDir, "editor_seeded.png") });
     result.seedSecond = await queueAndWait();
+    // the editor shows the backend's merge exactly: resize (seeds shown dashed, as of the last run), run, compare
+    await page.evaluate((id) => {
+        const w = (window.comfyAPI?.app?.app || window.app).graph.getNodeById(id).widgets.find((x) => x.name === "height");
+        w.value = 200; w.callback?.(200);
+    }, seedIds.layout);
+    await page.waitForTimeout(300);
+    const shownByEditor = () => page.evaluate((id) => {
+        const ed = (window.comfyAPI?.app?.app || window.app).graph.getNodeById(id).instdiffEditor;
+        return ed.doc.instances.map((i) => ({ caption: i.caption, box: i.box, origin: i.origin, stale: i.stale }));
+    }, seedIds.layout);
+    result.seedStale = await shownByEditor();
+    result.seedThird = await queueAndWait();
+    await page.waitForFunction((id) => {
+        const ed = (window.comfyAPI?.app?.app || window.app).graph.getNodeById(id).instdiffEditor;
+        return ed.doc.height === 200 && !ed.doc.instances.some((i) => i.stale);
+    }, seedIds.layout, { timeout: 10000 });
+    result.seedShown = await shownByEditor();
     step("done");
 } catch (exc) {
     result.error = String(exc?.stack || exc);
