@@ -122,7 +122,7 @@ def section4(m, cfg, rep: Report, tiny):
         for name in (list(runs) if r % 2 == 0 else list(runs)[::-1]):
             times[name].append(timed(m, lambda: go(name))[0])
             print(f"    {name:30s} {times[name][-1]:.2f} s", flush=True)
-    t_mg = med([timed(m, lambda: m.grounding.mis_grounding(instdiff.position_net, g, 1))[0] for _ in range(cfg.reps4)])
+    t_mg = med([timed(m, lambda: m.mis.mis_grounding(instdiff.position_net, g, 1))[0] for _ in range(cfg.reps4)])
     plain = med(times["plain (mis=0)"])
     rep.detail(4, f"Tiny SD1.5-config UNet (model_channels {cfg.tiny_channels}, random weights) with matching-width "
                   f"fusers (the position net is full size), {size}x{size} image (latent {size // 8}x{size // 8}), batch "
