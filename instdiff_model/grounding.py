@@ -26,10 +26,17 @@ class Grounding:
     def frames(self) -> int:
         return self.tokens.shape[0]
 
-    def _frames_for(self, per: int) -> torch.Tensor:
-        """Frame index of each of `per` latents: one layout for all, or one layout per latent."""
+    def frames_for(self, per: int, window=None) -> torch.Tensor:
+        """Frame index of each of `per` latents: one layout for all, one layout per latent, or, under video context
+        windows, the frames `window` (indices into the whole video) of the latents in this call."""
         if self.frames == 1:
             return torch.zeros(per, dtype=torch.long)
+        if window is not None:
+            if len(window) != per or not all(0 <= f < self.frames for f in window):
+                raise InstDiffError(
+                    f"a context window of {per} latents lists frames {list(window)} but the layout has {self.frames} "
+                    "frames; give one layout for all frames or one layout per frame of the whole video")
+            return torch.tensor(window, dtype=torch.long)
         if self.frames == per:
             return torch.arange(per)
         raise InstDiffError(
@@ -37,19 +44,7 @@ class Grounding:
             f"give one layout for all images or exactly one layout per image"
         )
 
-    def batch_tokens(self, cond: bool, per: int) -> torch.Tensor:
-        """(per,184,768): each latent's frame tokens (cond) or the null tokens (uncond)."""
-        if not cond:
-            return self.null_tokens.expand(per, -1, -1)
-        return self.tokens[self._frames_for(per)]
-
-    def batch_regions(self, cond: bool, per: int) -> tuple:
-        """(regions (per,30,H,W), present (per,30)) for masked attention; no regions for uncond."""
-        if not cond:
-            return torch.zeros((per,) + tuple(self.regions.shape[1:]), dtype=torch.bool), \
-                torch.zeros(per, self.present.shape[1], dtype=torch.bool)
-        idx = self._frames_for(per)
-        return self.regions[idx], self.present[idx]
+    _frames_for = frames_for  # the name instdiff_model.mis.mis_grounding calls
 
 
 def instance_regions(layout, inputs: dict) -> tuple:
@@ -67,22 +62,25 @@ def instance_regions(layout, inputs: dict) -> tuple:
 @torch.no_grad()
 def build_grounding(tokenizer, layouts: list, phrase_embeddings: list, drop: str, seed: int = 0,
                     null_tokens=None, chunk: int = 8) -> Grounding:
-    """Run the instance tokenizer on the layout frames (batched, `chunk` frames per pass) and on the null input."""
+    """Run the instance tokenizer on the layout frames (batched, `chunk` frames per pass) and on the null input, on
+    the tokenizer's device and in its precision; the tokens are kept in fp32 on the CPU (cast per call when used)."""
     if not layouts:
         raise InstDiffError("the layout list is empty; connect an InstanceDiffusion layout")
     sizes = {(l.width, l.height) for l in layouts}
     if len(sizes) > 1:
         raise InstDiffError(f"all layout frames must have the same size, got {sorted(sizes)}")
-    device = next(tokenizer.parameters()).device
+    weight = next(tokenizer.parameters())
+    device, dtype = weight.device, weight.dtype
+    to_net = lambda t: t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
     inputs = [layout_to_grounding_inputs(layout, emb, seed) for layout, emb in zip(layouts, phrase_embeddings)]
     tokens = []
     for i in range(0, len(inputs), chunk):
         part = inputs[i:i + chunk]
-        batch = {k: torch.cat([p[k] for p in part]).to(device) for k in part[0]}
+        batch = {k: to_net(torch.cat([p[k] for p in part])) for k in part[0]}
         tokens.append(tokenizer(**batch, drop=drop)[0].float().cpu())
     regions, present = zip(*(instance_regions(layout, inp) for layout, inp in zip(layouts, inputs)))
     if null_tokens is None:
-        null = {k: v.to(device) for k, v in null_grounding_inputs(1).items()}
+        null = {k: to_net(v) for k, v in null_grounding_inputs(1).items()}
         null_tokens = tokenizer(**null, drop=drop)[0].float().cpu()
     return Grounding(torch.cat(tokens), null_tokens, torch.stack(regions), torch.stack(present), drop,
                      list(layouts), list(phrase_embeddings), seed=seed)

@@ -27,6 +27,14 @@ class InstanceDiffusionModel(nn.Module):
         self.fusers = nn.ModuleList(GatedSelfAttentionDense(width(c)) for _, c in FUSER_BLOCKS)
         self.scaleu = ScaleU(tuple(width(c) for c in SCALEU_CHANNELS))
 
+    def set_precision(self, weights_dtype: torch.dtype, position_net_dtype: torch.dtype = torch.float32):
+        """Store the fusers and ScaleU in `weights_dtype` (cast per call to the UNet's compute dtype when they run)
+        and the position net in `position_net_dtype`; returns self."""
+        self.fusers.to(weights_dtype)
+        self.scaleu.to(weights_dtype)
+        self.position_net.to(position_net_dtype)
+        return self
+
     @staticmethod
     def official_key(name: str) -> str:
         """Our state-dict name -> the official UNet key (e.g. fusers.6.linear.bias -> middle_block.1...)."""

@@ -29,12 +29,13 @@ def count_with_model(patched, nbytes: int) -> None:
 
 
 def on_sampling_cleanup(patched, key: str, fn) -> bool:
-    """2026: call `fn()` when a sampling run of `patched` ends, interrupted or not (ModelPatcher ON_CLEANUP callback).
-    2024: there is no such hook; returns False (callers drop their caches on unload and at the next run instead)."""
+    """2026: call `fn(patcher)` when a sampling run of `patched` (or of a clone) ends, interrupted or not (the
+    ModelPatcher ON_CLEANUP callback). 2024: there is no such hook; returns False (callers drop their caches on
+    unload and at the next run instead)."""
     if not hasattr(patched, "add_callback_with_key"):
         return False
     import comfy.patcher_extension
-    patched.add_callback_with_key(comfy.patcher_extension.CallbacksMP.ON_CLEANUP, key, lambda _patcher: fn())
+    patched.add_callback_with_key(comfy.patcher_extension.CallbacksMP.ON_CLEANUP, key, fn)
     return True
 
 

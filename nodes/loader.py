@@ -1,6 +1,7 @@
 """Load InstanceDiffusion node: official .pth, converted .safetensors or the logtd split files from models/instancediffusion/."""
 import os
 
+import comfy.model_management
 import folder_paths
 import torch
 
@@ -28,13 +29,29 @@ register_folder()
 _CACHE = {}
 
 
-def load_cached(path: str, weights: str) -> InstanceDiffusionModel:
-    """One loaded copy per (file, size, mtime, weights): a second run or a second loader node reuses it."""
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def storage_dtype(precision: str, device) -> torch.dtype:
+    """The dtype the fusers and ScaleU are stored in: `auto` = fp16 on CUDA/MPS (half the memory, the UNet's usual
+    compute dtype), fp32 on the CPU; they are cast per call to the UNet's compute dtype either way."""
+    if precision == "auto":
+        return torch.float16 if torch.device(device).type in ("cuda", "mps") else torch.float32
+    if precision not in DTYPES:
+        raise InstDiffError(f"unknown precision {precision!r}; use one of auto, {', '.join(DTYPES)}")
+    return DTYPES[precision]
+
+
+def load_cached(path: str, weights: str, precision: str = "auto", tokenizer_precision: str = "fp32"):
+    """One loaded copy per (file, size, mtime, weights, precisions): a second run or loader node reuses it."""
     stat = os.stat(path)
-    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, weights)
+    dtypes = (storage_dtype(precision, comfy.model_management.get_torch_device()),
+              storage_dtype(tokenizer_precision, "cpu"))
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, weights, dtypes)
     if key not in _CACHE:
         _CACHE.clear()
-        _CACHE[key] = InstanceDiffusionModel.from_file(path, weights=weights, dtype=torch.float32)
+        model = InstanceDiffusionModel.from_file(path, weights=weights, dtype=torch.float32)
+        _CACHE[key] = model.set_precision(*dtypes)
     return _CACHE[key]
 
 
@@ -44,6 +61,11 @@ def model_choices() -> list:
     split = sorted({os.path.dirname(n) for n in names if os.path.basename(n) == "fusers.ckpt" and os.path.dirname(n)})
     keep = [n for n in names if os.path.basename(n) not in ("fusers.ckpt", "position_net.ckpt", "scaleu.ckpt")]
     return keep + [d + "/" for d in split]
+
+
+PRECISION_TIP = ("How the fusers and ScaleU are stored: auto = fp16 on CUDA/MPS, fp32 on the CPU. They always run in "
+                 "the UNet's compute dtype (cast per call), so this only trades memory for a cast.")
+TOKENIZER_TIP = "How the instance tokenizer (position net) is stored and run: fp32 (default, exact) or fp16/bf16."
 
 
 class LoadInstanceDiffusion:
@@ -57,14 +79,16 @@ class LoadInstanceDiffusion:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"model_name": (model_choices(),), "weights": (["ema", "model"],)}}
+        return {"required": {"model_name": (model_choices(),), "weights": (["ema", "model"],)},
+                "optional": {"precision": (["auto"] + list(DTYPES), {"default": "auto", "tooltip": PRECISION_TIP}),
+                             "tokenizer_precision": (list(DTYPES), {"default": "fp32", "tooltip": TOKENIZER_TIP})}}
 
-    def load(self, model_name, weights):
+    def load(self, model_name, weights, precision="auto", tokenizer_precision="fp32"):
         name = model_name.rstrip("/")
         for base in folder_paths.get_folder_paths(FOLDER):
             path = os.path.join(base, name)
             if os.path.exists(path):
-                return (load_cached(path, weights),)
+                return (load_cached(path, weights, precision, tokenizer_precision),)
         raise InstDiffError(f"{model_name!r} is not in models/{FOLDER}/; put the InstanceDiffusion weights there "
                             "and refresh the page")
 

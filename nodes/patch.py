@@ -1,10 +1,14 @@
 """Model-level patches that put InstanceDiffusion into the host UNet: fusers at `middle_patch`, ScaleU at `output_block_patch`."""
+import weakref
 
 import torch
+from torch import nn
 
 from ..instdiff_model.errors import InstDiffError
 from ..instdiff_model.gate import GateSchedule
-from ..instdiff_model.masked_attention import instance_attention_mask
+from ..instdiff_model.masked_attention import N_GROUNDING, instance_attention_mask
+from . import host_api
+from .host_api import host_attention, model_sampling_of
 
 COND, UNCOND = 0, 1
 
@@ -21,15 +25,103 @@ def _token_grid(n_tokens: int, extra_options: dict) -> tuple:
     raise InstDiffError(f"cannot place {n_tokens} visual tokens on a {height}x{width} latent")
 
 
+def window_frames(extra_options: dict, per: int):
+    """Frame indices of this call's `per` latents under video context windows: AnimateDiff-Evolved's
+    `ad_params["sub_idxs"]` or core's `context_window.index_list` (a batch-dim window); None when the whole batch
+    is sampled (or a window left over from an earlier call does not match this batch)."""
+    sub = (extra_options.get("ad_params") or {}).get("sub_idxs")
+    window = extra_options.get("context_window")
+    if sub is None and window is not None and getattr(window, "dim", 0) == 0:
+        sub = getattr(window, "index_list", None)
+    return None if sub is None or len(sub) != per else [int(i) for i in sub]
+
+
+def _pick(stack: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """stack[frames] without a copy when every row uses the same frame (broadcast view)."""
+    if bool((frames == frames[0]).all()):
+        return stack[int(frames[0])][None].expand(len(frames), *stack.shape[1:])
+    return stack[frames.to(stack.device)]
+
+
+def _pick_list(items: list) -> torch.Tensor:
+    """Stack per-row tensors, as a broadcast view when they are all the same tensor."""
+    if all(t is items[0] for t in items):
+        return items[0][None].expand(len(items), *items[0].shape)
+    return torch.stack(items)
+
+
+def _rows(scale, i: int, per: int, x):
+    """The gate of chunk i's rows: a float as is, a per-row tensor sliced to the chunk."""
+    if torch.is_tensor(scale) and scale.numel() == x.shape[0]:
+        return scale.reshape(-1)[i * per:(i + 1) * per]
+    return scale
+
+
+COMPUTE_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype our weights run in: the UNet's activations' dtype (its compute dtype), never an fp8 storage type."""
+    return x.dtype if x.dtype in COMPUTE_DTYPES else torch.float32
+
+
+def run_cast(module: nn.Module, device, dtype, *args, **kwargs):
+    """module(*args, **kwargs) with its weights cast to (device, dtype) for this call only; the stored weights keep
+    their device and precision (no copy when they already match)."""
+    first = next(module.parameters(), None)
+    if first is None or (first.device == device and first.dtype == dtype):
+        return module(*args, **kwargs)
+    params = {name: p.to(device=device, dtype=dtype) for name, p in module.named_parameters()}
+    return torch.func.functional_call(module, params, args, kwargs)
+
+
+class PatchWeights:
+    """The fusers + ScaleU of one InstanceDiffusion model as one host-managed model (loaded, counted, offloaded)."""
+
+    def __init__(self, instdiff):
+        self.module = nn.ModuleDict({"fusers": instdiff.fusers, "scaleu": instdiff.scaleu})
+        import comfy.model_management as mm
+        self.patcher = host_api.managed_weights(self.module, mm.get_torch_device(), mm.unet_offload_device())
+        self.nbytes = sum(p.numel() * p.element_size() for p in self.module.parameters())
+
+    def follow(self, device) -> None:
+        """2024 host: move (never cast) the weights with the UNet; with --lowvram/--novram they stay offloaded and
+        are streamed per call. 2026 host: the host loads self.patcher itself (the patch lists it in .models())."""
+        if not host_api.loads_patch_models():
+            self.module.to(self.patcher.offload_device if host_api.low_vram() else device)
+
+
+_WEIGHTS = weakref.WeakKeyDictionary()
+
+
+def patch_weights(instdiff) -> PatchWeights:
+    """The one PatchWeights of an InstanceDiffusion model (shared by all its patches and clones)."""
+    if instdiff not in _WEIGHTS:
+        _WEIGHTS[instdiff] = PatchWeights(instdiff)
+    return _WEIGHTS[instdiff]
+
+
 class _SharedPatch:
-    """Patch objects are shared, never deep-copied by ModelPatcher.clone(), and follow the model's device."""
+    """Patch objects are shared, never deep-copied by ModelPatcher.clone(); the host's `.to()` moves, never casts."""
 
     def __deepcopy__(self, memo):
         return self
 
-    def to(self, device):
-        self.instdiff.to(device)
+    def to(self, device_or_dtype):
+        """model_patches_to(device) on load/unload: weights follow (2024 host), caches are dropped.
+        model_patches_to(dtype) (fp16/bf16/fp8 UNets): ignored, the weights are cast per call instead."""
+        if isinstance(device_or_dtype, torch.dtype):
+            return self
+        patch_weights(self.instdiff).follow(device_or_dtype)
+        self.release()
         return self
+
+    def models(self) -> list:
+        """2026 host: the managed models load_models_gpu loads (and counts) with the UNet."""
+        return [patch_weights(self.instdiff).patcher]
+
+    def release(self) -> None:
+        """Drop every cache built for a run (nothing by default)."""
 
 
 class FuserPatch(_SharedPatch):
@@ -43,26 +135,55 @@ class FuserPatch(_SharedPatch):
         self.masked_attention = masked_attention
         self._cache = {}
         self._checked = set()
+        self._last_sigma = None
 
     def with_grounding(self, grounding) -> "FuserPatch":
         """The same patch (fusers, gate, masked attention) with another grounding."""
         return FuserPatch(self.instdiff, grounding, self.gate, self.masked_attention)
 
-    def _per_chunk(self, kind: str, per: int, device, dtype):
-        key = (kind, per, device, dtype)
-        if key not in self._cache:
-            self._cache[key] = self.grounding.batch_tokens(kind == "cond", per).to(device=device, dtype=dtype)
-        return self._cache[key]
+    def release(self) -> None:
+        """Drop the tokens and masks built on the device (on unload, at the end of a run, before a new run)."""
+        self._cache.clear()
+        self._last_sigma = None
 
-    def _mask(self, chunks, per, h, w, device, dtype):
-        """Additive float mask (B, 1, h*w, h*w+184) for the visual queries, built once per block size and run."""
-        key = ("mask", tuple(chunks), per, h, w, device, dtype)
-        if key not in self._cache:
-            allowed = torch.cat([instance_attention_mask(*self.grounding.batch_regions(c == COND, per), h, w)[:, :h * w]
-                                 for c in chunks])
-            bias = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, float("-inf"))
-            self._cache[key] = bias[:, None].to(device)
-        return self._cache[key]
+    def _tokens(self, cond: bool, frames, x):
+        """(rows,184,768) grounding tokens of `frames` (cond) or null tokens (uncond), on x's device and dtype."""
+        key = ("tokens", x.device, x.dtype)
+        if key not in self._cache:  # all frames once per device/dtype; the grounding itself stays fp32 on the CPU
+            self._cache[key] = (self.grounding.tokens.to(device=x.device, dtype=x.dtype),
+                                self.grounding.null_tokens.to(device=x.device, dtype=x.dtype))
+        tokens, null = self._cache[key]
+        if not cond:
+            return null.expand(len(frames), -1, -1)
+        return _pick(tokens, frames)
+
+    def _mask(self, frames, h, w, x):
+        """Additive mask (rows, 1, h*w, h*w+184) of the cond rows: one (h*w, h*w+184) mask per layout frame, built
+        on the device when first needed and broadcast (not copied) over the latents that share the frame."""
+        key = ("mask", h, w, x.device, x.dtype)
+        per_frame = self._cache.setdefault(key, {})
+        missing = sorted(set(frames.tolist()) - set(per_frame))
+        if missing:
+            idx = torch.tensor(missing)
+            regions = self.grounding.regions[idx].to(x.device)
+            allowed = instance_attention_mask(regions, self.grounding.present[idx].to(x.device), h, w)[:, :h * w]
+            bias = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device).masked_fill_(~allowed, float("-inf"))
+            per_frame.update(zip(missing, bias[:, None]))
+        return _pick_list([per_frame[f] for f in frames.tolist()])
+
+    def _new_run(self, sigmas) -> None:
+        """Sigmas only fall within a run: a rise means a new run (2024 host: the only end-of-run signal we get)."""
+        if sigmas is None:
+            return
+        sigma = float(sigmas.max())
+        if self._last_sigma is not None and sigma > self._last_sigma:
+            self._cache.clear()
+        self._last_sigma = sigma
+
+    def _fuser(self, index: int, x, objs, scale, mask):
+        """Fuser `index` in x's device and compute dtype (weights cast for the call), with the host's attention."""
+        return run_cast(self.instdiff.fusers[index], x.device, compute_dtype(x), x, objs, scale, mask,
+                        attention=host_attention(mask is not None))
 
     def _check_aspect(self, latent_shape) -> None:
         """Grounding is in normalised coordinates: any latent size works if its aspect matches the layout's."""
@@ -83,18 +204,20 @@ class FuserPatch(_SharedPatch):
         scale = self.gate(extra_options.get("sigmas"))
         if scale == 0.0:
             return x
+        self._new_run(extra_options.get("sigmas"))
         chunks = extra_options["cond_or_uncond"]
         per = x.shape[0] // len(chunks)
-        objs = torch.cat([self._per_chunk("cond" if c == COND else "uncond", per, x.device, x.dtype) for c in chunks])
-        mask = None
-        if self.masked_attention:
-            h, w = _token_grid(x.shape[1], extra_options)
-            mask = self._mask(chunks, per, h, w, x.device, x.dtype)
-        fuser = self.instdiff.fusers[extra_options["transformer_index"]]
-        weight = next(fuser.parameters(), None)
-        if weight is not None and (weight.dtype != x.dtype or weight.device != x.device):
-            fuser.to(device=x.device, dtype=x.dtype)  # follow the UNet's precision (fp16/bf16 on GPUs)
-        return fuser(x, objs, scale, mask)
+        frames = self.grounding.frames_for(per, window_frames(extra_options, per))
+        index = extra_options["transformer_index"]
+        if not self.masked_attention:
+            objs = torch.cat([self._tokens(c == COND, frames, x) for c in chunks])
+            return self._fuser(index, x, objs, scale, None)
+        h, w = _token_grid(x.shape[1], extra_options)
+        parts = []  # masks for the cond rows only: the uncond rows attend without one
+        for i, (c, rows) in enumerate(zip(chunks, x.split(per))):
+            mask = self._mask(frames, h, w, x) if c == COND else None
+            parts.append(self._fuser(index, rows, self._tokens(c == COND, frames, x), _rows(scale, i, per, x), mask))
+        return torch.cat(parts)
 
 
 class ScaleUPatch(_SharedPatch):
@@ -107,18 +230,35 @@ class ScaleUPatch(_SharedPatch):
         return self.instdiff.scaleu(transformer_options["block"][1], h, hsp)
 
 
-def model_sampling_of(model):
-    """The host's model_sampling object (both the 2024 and 2026 ModelPatcher APIs)."""
-    if hasattr(model, "get_model_object"):
-        return model.get_model_object("model_sampling")
-    return model.model.model_sampling
+def fuser_bytes_per_latent(latent_h: int, latent_w: int, element_size: int = 2, masked: bool = False,
+                           channels: int = 320, heads: int = 8) -> int:
+    """Peak extra bytes one latent (its cond and uncond rows) adds to a UNet call through the finest-grid fuser:
+    the [visual | 184 grounding] tokens through norm/q/k/v/out/FF (about 12 copies of N+184 tokens x C), the attention
+    scores of a non-fused attention backend (heads x N x (N+184)), and with masked attention one more frame mask
+    (N x (N+184)) when latents do not share a layout frame. For sizing MIS passes from free memory."""
+    n = latent_h * latent_w
+    length = n + N_GROUNDING
+    per_row = 12 * length * channels + heads * n * length
+    return element_size * (2 * per_row + (n * length if masked else 0))
+
+
+def release_caches(model) -> None:
+    """Drop the device caches (tokens, masks) of every InstanceDiffusion patch of a MODEL; the host calls this at the
+    end of each sampling run on 2026 hosts, samplers of this pack call it when their run ends or is interrupted."""
+    for patches in model.model_options.get("transformer_options", {}).get("patches", {}).values():
+        for p in patches:
+            if isinstance(p, _SharedPatch):
+                p.release()
 
 
 def apply_patches(model, instdiff, grounding, full: float, decay: float, scaleu: bool, masked_attention: bool):
-    """A clone of `model` with the fusers (and ScaleU) inserted; `model` itself is untouched."""
+    """A clone of `model` with the fusers (and ScaleU) inserted; `model` itself is untouched. The fusers and ScaleU
+    are one managed model loaded, counted and offloaded with the UNet (see PatchWeights)."""
     patched = model.clone()
     gate = GateSchedule(model_sampling_of(model), full, decay)
     patched.set_model_patch(FuserPatch(instdiff, grounding, gate, masked_attention), "middle_patch")
     if scaleu:
         patched.set_model_output_block_patch(ScaleUPatch(instdiff))
+    host_api.count_with_model(patched, patch_weights(instdiff).nbytes)
+    host_api.on_sampling_cleanup(patched, "instancediffusion", release_caches)
     return patched

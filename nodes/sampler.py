@@ -16,6 +16,7 @@ from ..instdiff_model.mis import (average_trajectories, mis_grounding, mis_steps
                                   stack_text_conds, trajectory_chunks, trajectory_rows)
 from . import host_api
 from .patch import FuserPatch
+from .tokenizer import load_position_net
 
 
 def find_fuser_patch(model) -> FuserPatch:
@@ -44,7 +45,7 @@ def trajectory_grounding(patch: FuserPatch, per: int):
     cache = _MIS_GROUNDINGS.setdefault(patch.grounding, {})
     net = patch.instdiff.position_net
     if per not in cache or cache[per][0]() is not net:
-        cache[per] = (weakref.ref(net), mis_grounding(net, patch.grounding, per))
+        cache[per] = (weakref.ref(net), mis_grounding(load_position_net(patch.instdiff), patch.grounding, per))
     return cache[per][1]
 
 

@@ -1,10 +1,25 @@
 """Instance Tokenizer node: layout + CLIP-L + InstanceDiffusion -> the grounding tokens of the run (computed once)."""
+import weakref
+
 import comfy.model_management
 
 from ..instdiff_model.errors import InstDiffError
 from ..instdiff_model.grounding import build_grounding
 from ..instdiff_model.tokenizer import DROP_CONFIGS, choose_drop_config
+from . import host_api
 from .clip_text import encode_captions
+
+_POSITION_NETS = weakref.WeakKeyDictionary()
+
+
+def load_position_net(instdiff):
+    """The position net loaded by the host's model management on the load device (the MODEL's: the host's torch
+    device), in the precision it was loaded in (fp32 by default); sampling never moves or casts it."""
+    if instdiff not in _POSITION_NETS:
+        _POSITION_NETS[instdiff] = host_api.managed_weights(
+            instdiff.position_net, comfy.model_management.get_torch_device(), comfy.model_management.unet_offload_device())
+    host_api.load_models([_POSITION_NETS[instdiff]])
+    return instdiff.position_net
 
 
 class InstanceTokenizerNode:
@@ -30,8 +45,7 @@ class InstanceTokenizerNode:
             raise InstDiffError("the layout has no instances; add at least one (Add Instance nodes or the layout editor)")
         drop = choose_drop_config(layout[0]) if config == "auto" else config
         encoded = [encode_captions(clip, [inst.caption for inst in frame.instances]) for frame in layout]
-        position_net = instancediffusion.position_net.to(comfy.model_management.get_torch_device())
-        grounding = build_grounding(position_net, layout, [e for e, _ in encoded], drop, sample_seed)
+        grounding = build_grounding(load_position_net(instancediffusion), layout, [e for e, _ in encoded], drop, sample_seed)
         grounding.instance_conds = encoded[0][1]
         return (grounding, drop)
 

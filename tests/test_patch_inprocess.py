@@ -54,7 +54,7 @@ def test_per_frame_layouts_give_each_latent_its_own_tokens(env):
     seen = []
 
     class Recorder(torch.nn.Module):
-        def forward(self, x, objs, scale, mask):
+        def forward(self, x, objs, scale, mask, attention=None):
             seen.append(objs.clone())
             return x
 

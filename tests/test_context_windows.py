@@ -1,0 +1,105 @@
+"""Video context windows: a window of frames gets exactly those frames' grounding (AnimateDiff-Evolved and core)."""
+import importlib
+import types
+
+import pytest
+import torch
+
+FRAMES = 6
+
+
+@pytest.fixture(scope="module")
+def env(pack):
+    mod = lambda name: importlib.import_module(f"{pack.__name__}.{name}")
+    model = importlib.import_module("scripts.random_models").random_sd15_model(7, 32)
+    instdiff = mod("instdiff_model.model").InstanceDiffusionModel.from_formula("windows", 32)
+    return types.SimpleNamespace(mod=mod, model=model, instdiff=instdiff)
+
+
+def moving_box(env, frames):
+    """One layout per frame: a box sliding left to right (keyframes 0 and frames-1, interpolated)."""
+    L = env.mod("instdiff_model.layout")
+    key = lambda x: L.Layout(width=64, height=64, caption="c", instances=[
+        L.Instance(caption="a cube", box=(x, 16, 20, 24))])
+    return env.mod("instdiff_model.keyframes").interpolate_keyframes([(0, key(2)), (frames - 1, key(42))], frames)
+
+
+def patched(env, layouts, masked):
+    emb = [torch.randn(1, 768, generator=torch.Generator().manual_seed(0))] * len(layouts)
+    g = env.mod("instdiff_model.grounding").build_grounding(env.instdiff.position_net, layouts, emb, "sd15", 0)
+    apply = env.mod("nodes.apply").ApplyInstanceDiffusion()
+    return apply.apply(env.model, env.instdiff, g, 1.0, 0.0, True, masked)[0]
+
+
+def core_window(index_list):
+    """Core's IndexListContextWindow (2026 comfy/context_windows.py), or an object with its fields on older hosts."""
+    try:
+        from comfy.context_windows import IndexListContextWindow
+        return IndexListContextWindow(index_list, dim=0, total_frames=FRAMES)
+    except ImportError:
+        return types.SimpleNamespace(index_list=index_list, dim=0, context_length=len(index_list))
+
+
+def unet(model, x, ctx, extra):
+    """One UNet call as the host batches it: [uncond rows | cond rows], the window options set by the windowing."""
+    n = x.shape[0]
+    opts = dict(model.model_options["transformer_options"], cond_or_uncond=[1, 0], sigmas=None, **extra)
+    return model.model.diffusion_model(torch.cat([x, x]), timesteps=torch.full((2 * n,), 400.0),
+                                       context=torch.cat([torch.zeros_like(ctx), ctx]), transformer_options=opts)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("convention", ["animatediff", "core"])
+def test_a_window_gets_the_eps_of_its_frames_in_the_full_batch(env, convention, masked):
+    model = patched(env, moving_box(env, FRAMES), masked)
+    g = torch.Generator().manual_seed(1)
+    x, ctx = torch.randn(FRAMES, 4, 8, 8, generator=g), torch.randn(FRAMES, 77, 768, generator=g)
+    full = unet(model, x, ctx, {})
+    window = [1, 2, 4, 5]
+    extra = ({"ad_params": {"sub_idxs": window, "context_length": len(window), "full_length": FRAMES}}
+             if convention == "animatediff" else {"context_window": core_window(window)})
+    win = unet(model, x[window], ctx[window], extra)
+    rows = window + [FRAMES + i for i in window]
+    assert (win - full[rows]).abs().max() < 1e-5
+    first = unet(model, x[window], ctx[window], {"ad_params": {"sub_idxs": [0, 1, 2, 3]}})
+    assert (first - full[rows]).abs().max() > 1e-4  # other frames' grounding gives other eps
+
+
+def test_a_window_that_does_not_fit_the_layout_is_refused(env):
+    model = patched(env, moving_box(env, FRAMES), False)
+    x, ctx = torch.zeros(2, 4, 8, 8), torch.zeros(2, 77, 768)
+    with pytest.raises(ValueError, match="context window of 2 latents lists frames \\[5, 6\\]"):
+        unet(model, x, ctx, {"ad_params": {"sub_idxs": [5, 6]}})
+
+
+def test_32_keyframed_frames_sample_in_16_frame_windows(env):
+    """A whole sampling run of 32 frames whose UNet calls are 16-frame windows (as AnimateDiff-Evolved runs them)."""
+    import comfy.sample
+    plain = patched(env, moving_box(env, 32), True)
+    model = plain.clone()
+    windows = [list(range(16)), list(range(8, 24)), list(range(16, 32))]
+    seen = []
+
+    def windowed(apply_model, args):
+        x, t, c = args["input"], args["timestep"], args["c"]
+        n = x.shape[0] // 2
+        out, count = torch.zeros_like(x), torch.zeros(x.shape[0], 1, 1, 1)
+        for w in windows:
+            rows = w + [n + i for i in w]
+            opts = dict(c["transformer_options"], ad_params={"sub_idxs": w, "context_length": 16, "full_length": n})
+            sub = dict(c, transformer_options=opts, c_crossattn=c["c_crossattn"][rows])
+            out[rows] += apply_model(x[rows], t[rows], **sub)
+            count[rows] += 1
+            seen.append(len(w))
+        return out / count
+
+    model.set_model_unet_function_wrapper(windowed)
+    g = torch.Generator().manual_seed(2)
+    latent = torch.zeros(32, 4, 8, 8)
+    pos, neg = [[torch.randn(1, 77, 768, generator=g), {}]], [[torch.zeros(1, 77, 768), {}]]
+    noise = torch.randn(latent.shape, generator=g)
+    run = lambda m: comfy.sample.sample(m, noise, 2, 5.0, "euler", "normal", pos, neg, latent, disable_pbar=True,
+                                        seed=0)
+    out = run(model)
+    assert seen and set(seen) == {16}
+    assert (out - run(plain)).abs().max() < 1e-4  # the UNet is per frame: windows give the full batch's result

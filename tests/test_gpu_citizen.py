@@ -1,0 +1,138 @@
+"""GPU citizenship on the CPU: the dtype policy (no run changes another's results), host model management, caches."""
+import copy
+import importlib
+import types
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="module")
+def env(pack):
+    mod = lambda name: importlib.import_module(f"{pack.__name__}.{name}")
+    model = importlib.import_module("scripts.random_models").random_sd15_model(5, 32)
+    instdiff = mod("instdiff_model.model").InstanceDiffusionModel.from_formula("citizen", 32)
+    L = mod("instdiff_model.layout")
+    layout = L.Layout(width=128, height=128, caption="c", instances=[
+        L.Instance(caption="a cube", box=(8, 10, 60, 70)), L.Instance(caption="a ball", box=(70, 60, 50, 60))])
+    return types.SimpleNamespace(mod=mod, model=model, instdiff=instdiff, layout=layout)
+
+
+def grounding(env, tokenizer=None):
+    emb = torch.randn(2, 768, generator=torch.Generator().manual_seed(1))
+    tokenizer = env.mod("nodes.tokenizer").load_position_net(env.instdiff) if tokenizer is None else tokenizer
+    return env.mod("instdiff_model.grounding").build_grounding(tokenizer, [env.layout], [emb], "sd15", 0)
+
+
+def patched_model(env, masked=True):
+    apply = env.mod("nodes.apply").ApplyInstanceDiffusion()
+    return apply.apply(env.model, env.instdiff, grounding(env), 1.0, 0.0, True, masked)[0]
+
+
+def inputs(dtype=torch.float32):
+    g = torch.Generator().manual_seed(0)
+    x, ctx = torch.randn(2, 4, 16, 16, generator=g), torch.randn(2, 77, 768, generator=g)
+    return x.to(dtype), torch.tensor([500.0, 500.0]), ctx.to(dtype)
+
+
+def eps(model, unet, dtype=torch.float32):
+    x, t, ctx = inputs(dtype)
+    opts = dict(model.model_options["transformer_options"], cond_or_uncond=[1, 0], sigmas=None)
+    return unet(x, timesteps=t, context=ctx, transformer_options=opts)
+
+
+def fuser_patch(model):
+    return model.model_options["transformer_options"]["patches"]["middle_patch"][0]
+
+
+def test_fp16_and_fp8_runs_leave_weights_and_later_fp32_results_unchanged(env):
+    patched = patched_model(env)
+    stored = {k: v.clone() for k, v in env.instdiff.state_dict().items()}
+    before = eps(patched, env.model.model.diffusion_model)
+    # what the host does before an fp16 run (device, then the UNet's dtype), then an fp16 UNet call
+    patched.model_patches_to(torch.device("cpu"))
+    patched.model_patches_to(torch.float16)
+    half_unet = copy.deepcopy(env.model.model.diffusion_model).half()
+    half = eps(patched, half_unet, torch.float16)
+    plain_half = eps(env.model, half_unet, torch.float16)
+    assert half.dtype == torch.float16 and torch.isfinite(half).all()
+    assert (half.float() - plain_half.float()).abs().max() > 1e-3  # the fusers ran (in fp16) in that call
+    # an fp8-weight UNet: the host casts the patches to float8; our weights must not follow
+    patched.model_patches_to(torch.float8_e4m3fn)
+    for key, value in env.instdiff.state_dict().items():
+        assert value.dtype == torch.float32 and torch.equal(value, stored[key]), key
+    again = grounding(env)  # the Instance Tokenizer after those runs (crashed on fp8 before)
+    assert torch.equal(again.tokens, fuser_patch(patched).grounding.tokens)
+    after = eps(patched, env.model.model.diffusion_model)
+    assert (after - before).abs().max() <= 1e-5
+
+
+def test_weights_stored_in_half_precision_run_in_the_unet_compute_dtype(env):
+    half = copy.deepcopy(env.instdiff).set_precision(torch.float16)
+    assert half.fusers[0].linear.weight.dtype == torch.float16
+    assert half.position_net.in_conv.weight.dtype == torch.float32  # the position net stays fp32 by default
+    g = grounding(env, half.position_net)
+    patch = env.mod("nodes.patch")
+    fp16, fp32 = (patch.FuserPatch(m, g, lambda s: 1.0, False) for m in (half, env.instdiff))
+    x = torch.randn(2, 64, 32, generator=torch.Generator().manual_seed(3))
+    opts = {"transformer_index": 0, "cond_or_uncond": [1, 0], "sigmas": None, "original_shape": [2, 4, 8, 8]}
+    out16, out32 = fp16(x, dict(opts)), fp32(x, dict(opts))
+    assert out16.dtype == torch.float32 and half.fusers[0].linear.weight.dtype == torch.float16
+    assert 0 < (out16 - out32).abs().max() < 1e-2  # fp16-rounded weights, fp32 compute
+    for dtype in (torch.bfloat16, torch.float16):  # UNets computing in bf16 / fp16: the fusers follow x
+        assert fp32(x.to(dtype), dict(opts)).dtype == dtype
+
+
+def sample(env, model, steps=2, callback=None, size=16):
+    import comfy.sample
+    g = torch.Generator().manual_seed(0)
+    latent = torch.zeros(1, 4, size, size)
+    noise = torch.randn(latent.shape, generator=g)
+    pos, neg = [[torch.randn(1, 77, 768, generator=g), {}]], [[torch.zeros(1, 77, 768), {}]]
+    return comfy.sample.sample(model, noise, steps, 5.0, "euler", "normal", pos, neg, latent, callback=callback,
+                               disable_pbar=True, seed=0)
+
+
+def loaded_bytes():
+    import comfy.model_management as mm
+    return sum(m.model_memory() for m in mm.current_loaded_models)
+
+
+def test_host_accounting_counts_the_fusers_and_unload_empties_the_caches(env):
+    import comfy.model_management as mm
+    patched = patched_model(env)
+    mm.unload_all_models()
+    sample(env, env.model)
+    plain = loaded_bytes()
+    mm.unload_all_models()
+    sample(env, patched)
+    weights = env.mod("nodes.patch").patch_weights(env.instdiff)
+    assert weights.nbytes >= sum(p.numel() * 4 for p in env.instdiff.fusers.parameters())
+    assert loaded_bytes() - plain >= weights.nbytes
+    fp = fuser_patch(patched)
+    if not env.mod("nodes.host_api").on_sampling_cleanup(patched.clone(), "probe", lambda p: None):
+        assert fp._cache  # 2024 host: the run's caches live until unload or the next run
+    mm.unload_all_models()
+    assert not fp._cache and not mm.current_loaded_models
+
+
+def test_interrupted_run_leaves_no_caches(env):
+    import comfy.model_management as mm
+    patched = patched_model(env)
+    fp = fuser_patch(patched)
+
+    def interrupt(step, x0, x, total):
+        if step == 1:
+            raise mm.InterruptProcessingException()
+
+    with pytest.raises(mm.InterruptProcessingException):
+        sample(env, patched, steps=4, callback=interrupt)
+    if env.mod("nodes.host_api").on_sampling_cleanup(patched.clone(), "probe", lambda p: None):
+        assert not fp._cache  # 2026 host: dropped by the ModelPatcher cleanup callback
+    else:  # 2024 host: dropped when the next run starts (sigma rises) or on unload
+        assert any(k[:2] == ("mask", 16) for k in fp._cache)
+        sample(env, patched, steps=1, size=8)
+        assert fp._cache and not any(k[:2] == ("mask", 16) for k in fp._cache)
+    env.mod("nodes.patch").release_caches(patched)  # what the pack's own samplers call when a run ends
+    assert not fp._cache
+    mm.unload_all_models()
