@@ -1,0 +1,46 @@
+"""scripts/gpu_check.py runs on the CPU at tiny sizes (CI), so the GPU check cannot rot: every section, sane numbers."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def positive(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def test_tiny_cpu_run_writes_every_section(tmp_path):
+    subprocess.run([sys.executable, str(REPO / "scripts" / "gpu_check.py"), "--device", "cpu", "--tiny",
+                    "--out", str(tmp_path)], check=True, timeout=600, cwd=REPO)
+    result = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert set(result) == {"unet_calls", "mis", "memory", "position_net", "environment"}
+
+    rows = result["unet_calls"]
+    assert {(r["dtype"], r["size"]) for r in rows} == {(d, s) for d in ("float32", "float16") for s in ("64x64", "96x64")}
+    for r in rows:
+        assert all(positive(r[k]) for k in ("plain_s", "patched_s", "ratio", "peak_bytes_patched"))
+        assert r["ratio"] == r["patched_s"] / r["plain_s"]
+        assert r["loaded_bytes_patched"] >= r["loaded_bytes_plain"] > 0 and r["patch_weight_bytes"] > 2_000_000
+        assert r["accounted_includes_patch_weights"] == (
+            r["loaded_bytes_patched"] - r["loaded_bytes_plain"] >= r["patch_weight_bytes"])
+        assert r["fuser_weight_moves_per_run"] == 0  # CPU: load and offload device are the same
+
+    assert [r["instances"] for r in result["mis"]] == [3, 10]
+    for r in result["mis"]:
+        assert positive(r["ratio"]) and r["mis_steps"] >= 1
+        assert r["bound"] == 1 + r["instances"] * r["mis_steps"] / r["steps"]
+
+    memory = result["memory"]
+    assert memory["masked_attention"] and memory["peak_bytes"] >= memory["before_bytes"] > 0
+    assert math.isfinite(memory["left_after_unload_bytes"])
+
+    assert [r["instances"] for r in result["position_net"]] == [3, 10]
+    assert all(positive(r["seconds"]) and r["dtype"] == "float32" for r in result["position_net"])
+
+    env = result["environment"]
+    assert env["device"] == "cpu" and env["tiny"] and set(env["section_seconds"]) == set(result) - {"environment"}
+    report = (tmp_path / "gpu_check.md").read_text()
+    assert "No GPU was used" in report and "| float16 | 96x64 |" in report and "| 10 |" in report
