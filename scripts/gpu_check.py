@@ -318,6 +318,8 @@ def markdown(result) -> str:
               "| instances | ratio | bound 1 + n*mis | within |", "|---|---|---|---|"]
     lines += [f"| {r['instances']} | {r['ratio']:.2f} | {r['bound']:.2f} | {'yes' if r['within_bound'] else 'NO'} |"
               for r in result["mis"]]
+    lines += ["", "A MIS run also builds its n single-instance groundings (position net passes); with the tiny UNet "
+              "on a CPU those dominate, at full size on a GPU the UNet does."]
     m = result["memory"]
     lines += ["", "## Memory", "", f"Masked attention, {m['instances']} instances, {m['size']}: peak "
               f"{m['peak_bytes'] / MiB:.0f} MiB ({m['peak_over_start_bytes'] / MiB:.0f} MiB over the start), "
