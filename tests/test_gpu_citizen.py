@@ -136,3 +136,40 @@ def test_interrupted_run_leaves_no_caches(env):
     env.mod("nodes.patch").release_caches(patched)  # what the pack's own samplers call when a run ends
     assert not fp._cache
     mm.unload_all_models()
+
+
+def unet_in(dtype, manual_cast=None):
+    """The tiny SD1.5 UNet (same seed as the fixture's) stored in `dtype`, computing in `manual_cast` if given."""
+    import comfy.model_management
+    import comfy.model_patcher
+    import comfy.supported_models
+    random_models = importlib.import_module("scripts.random_models")
+    config = comfy.supported_models.SD15(random_models.sd15_unet_config(32))
+    config.set_inference_dtype(dtype, manual_cast)
+    base = config.get_model({})
+    random_models.randomize_(base.diffusion_model, 5)
+    device = comfy.model_management.get_torch_device()
+    return comfy.model_patcher.ModelPatcher(base, load_device=device, offload_device=device)
+
+
+@pytest.mark.parametrize("dtype, manual_cast, compute", [
+    (torch.float16, None, torch.float16), (torch.bfloat16, None, torch.bfloat16),
+    (torch.float8_e4m3fn, torch.float32, torch.float32)])
+def test_half_and_fp8_unets_sample_end_to_end_and_leave_fp32_runs_unchanged(env, dtype, manual_cast, compute):
+    import comfy.model_management as mm
+    apply = env.mod("nodes.apply").ApplyInstanceDiffusion()
+    g = grounding(env)
+    fp32 = apply.apply(env.model, env.instdiff, g, 1.0, 0.0, True, True)[0]
+    before = sample(env, fp32)
+    low = apply.apply(unet_in(dtype, manual_cast), env.instdiff, g, 1.0, 0.0, True, True)[0]
+    seen = []
+    fp = fuser_patch(low)
+    run = fp._fuser
+    fp._fuser = lambda index, x, *a: seen.append(x.dtype) or run(index, x, *a)
+    out = sample(env, low)
+    assert set(seen) == {compute} and torch.isfinite(out).all()
+    assert {p.dtype for p in env.instdiff.parameters()} == {torch.float32}  # fusers, ScaleU and position net
+    again = grounding(env)  # the tokenizer after that run
+    assert torch.equal(again.tokens, g.tokens)
+    assert torch.equal(sample(env, fp32), before)
+    mm.unload_all_models()
