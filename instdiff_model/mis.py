@@ -1,4 +1,4 @@
-"""Multi-instance sampler (MIS) helpers: trajectory batches (full + one per instance), their conditioning, the average."""
+"""Multi-instance sampler (MIS): trajectories (full + one per instance), their grounding, text, noise; the average."""
 import dataclasses
 import math
 

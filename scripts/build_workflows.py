@@ -188,9 +188,10 @@ WORKFLOWS = {
     "instancediffusion_multi_instance_sampler": (
         "Multi-instance sampler (MIS): for the first 36% of steps (official default) each instance is also denoised "
         "alone with its caption as the prompt, in one batch with the full image; the latents are averaged, then "
-        "sampling finishes normally. A latent's trajectories share its per-step noise, so ancestral and SDE samplers "
-        "keep their noise level. Costs about 1 + n*mis times a plain run; lower max_batch if memory is short.",
-        dict(instances=BOXES, mis=0.36)),
+        "sampling finishes normally. Shown here with an ancestral sampler (euler_ancestral): a latent's trajectories "
+        "share its per-step noise, so ancestral and SDE samplers keep their noise level. Costs about 1 + n*mis "
+        "times a plain run; lower max_batch if memory is short.",
+        dict(instances=BOXES, mis=0.36, sampling=dict(SAMPLING, sampler_name="euler_ancestral"))),
     "instancediffusion_masked_attention": (
         "Instance-masked attention: inside the fusers each image token attends only to its own instance's tokens "
         "(off in the official release; an option here). Helps keep attributes from leaking between instances."

@@ -56,7 +56,7 @@ def slow_reference(instances, steps, k, sampler, seed=5, width=SIZE, height=SIZE
     return b.prompt, out
 
 
-@pytest.mark.parametrize("sampler", ["euler", "dpmpp_2m"])
+@pytest.mark.parametrize("sampler", ["euler", "dpmpp_2m", "ddim"])
 def test_batched_mis_matches_the_one_by_one_reference(host, sampler):
     steps, mis, n = 4, 0.5, 3
     prompt, ids = grounded_prompt(INSTANCES[:n], steps=steps, mis=mis, sampler=sampler, preview=False)

@@ -16,19 +16,25 @@ def latent_of(host, entry, node):
 @pytest.mark.parametrize("fmt", sorted(FORMATS) + ["masks", "mixed"])
 def test_every_format_runs_to_an_image(host, fmt):
     instances = {"masks": [], "mixed": [inst for insts in FORMATS.values() for inst in insts[:1]]}.get(fmt, FORMATS.get(fmt))
-    prompt, ids = grounded_prompt(instances, mask_instance=fmt in ("masks", "mixed"))
+    prompt, ids = grounded_prompt(instances, mask_instance=fmt in ("masks", "mixed"), plain_too=True)
     entry = host.run(prompt)
     (image,) = host.output_files(entry, ids["image"])
     (preview,) = host.output_files(entry, ids["preview"])
     with Image.open(image) as im, Image.open(preview) as pv:
         assert im.size == (128, 128) and pv.size == (128, 128)
-    assert torch.isfinite(latent_of(host, entry, ids["latent"])).all()
+    ours = latent_of(host, entry, ids["latent"])
+    assert torch.isfinite(ours).all()
+    assert (ours - latent_of(host, entry, ids["plain"])).abs().max() > 1e-3, "InstanceDiffusion made no difference"
 
 
 def test_gate_off_and_scaleu_off_equals_the_plain_model(host):
     prompt, ids = grounded_prompt(FORMATS["boxes"], full=0.0, decay=0.0, scaleu=False, plain_too=True, preview=False)
     entry = host.run(prompt)
-    assert torch.equal(latent_of(host, entry, ids["latent"]), latent_of(host, entry, ids["plain"]))
+    plain = latent_of(host, entry, ids["plain"])
+    assert torch.equal(latent_of(host, entry, ids["latent"]), plain)
+    prompt, ids = grounded_prompt(FORMATS["boxes"], full=0.0, decay=0.0, scaleu=True, preview=False)
+    scaleu_only = latent_of(host, host.run(prompt), ids["latent"])
+    assert (scaleu_only - plain).abs().max() > 1e-3  # ScaleU alone already acts
 
 
 @pytest.mark.parametrize("masked", [False, True])
@@ -40,12 +46,15 @@ def test_grounding_changes_the_result(host, masked):
 
 
 def test_composes_with_another_model_patch(host):
+    """FreeU on top of Apply: both patches still act (InstanceDiffusion made inert = Apply bypassed)."""
     freeu = lambda b, m: b.add("FreeU_V2", model=m[0], b1=1.3, b2=1.4, s1=0.9, s2=0.2)  # noqa: E731
-    prompt, ids = grounded_prompt(FORMATS["boxes"], extra_model_patch=freeu, preview=False)
-    with_freeu = latent_of(host, host.run(prompt), ids["latent"])
-    prompt, ids = grounded_prompt(FORMATS["boxes"], preview=False)
-    alone = latent_of(host, host.run(prompt), ids["latent"])
-    assert (with_freeu - alone).abs().max() > 1e-3
+    runs = {}
+    for name, options in {"both": dict(extra_model_patch=freeu), "instancediffusion": {},
+                          "freeu": dict(extra_model_patch=freeu, full=0.0, scaleu=False)}.items():
+        prompt, ids = grounded_prompt(FORMATS["boxes"], preview=False, **options)
+        runs[name] = latent_of(host, host.run(prompt), ids["latent"])
+    assert (runs["both"] - runs["instancediffusion"]).abs().max() > 1e-3, "FreeU made no difference"
+    assert (runs["both"] - runs["freeu"]).abs().max() > 1e-3, "InstanceDiffusion made no difference under FreeU"
 
 
 @pytest.mark.parametrize("instances, fragment", [
@@ -66,9 +75,11 @@ def test_per_frame_keyframes_batch_of_four(host):
     keyframes = json.dumps([{"frame": 0, "layout": ball(0)}, {"frame": 3, "layout": ball(84)}])
     prompt, ids = grounded_prompt(
         layout_node=lambda b: b.add("InstanceDiffusionLayoutKeyframes", keyframes=keyframes, frames=4), batch=4,
-        preview_image=False)
+        preview_image=False, plain_too=True)
     entry = host.run(prompt)
     assert len(host.output_files(entry, ids["image"])) == 4
+    diff = (latent_of(host, entry, ids["latent"]) - latent_of(host, entry, ids["plain"])).abs().amax((1, 2, 3))
+    assert (diff > 1e-3).all(), "InstanceDiffusion made no difference to some frames"
     previews = host.output_files(entry, ids["preview"])
     assert len(previews) == 4
     # the ball moves right frame by frame: its outline's leftmost column grows
