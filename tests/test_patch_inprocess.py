@@ -97,8 +97,11 @@ def test_refuses_models_that_are_not_sd15(env, pack):
 
 def test_refuses_a_clip_that_is_not_clip_l(env):
     import comfy.sd
-    import comfy.sd2_clip
+    try:
+        from comfy import sd2_clip  # 2024 host
+    except ImportError:
+        from comfy.text_encoders import sd2_clip  # 2026 host
     clip = comfy.sd.CLIP(no_init=True)
-    clip.tokenizer = comfy.sd2_clip.SD2Tokenizer()
+    clip.tokenizer, clip.tokenizer_options = sd2_clip.SD2Tokenizer(), {}  # what no_init leaves unset (2026)
     with pytest.raises(ValueError, match="not SD1.5's CLIP-L"):
         env.mod("nodes.clip_text").encode_captions(clip, ["a cat"])
