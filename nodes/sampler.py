@@ -50,8 +50,10 @@ def trajectory_grounding(patch: FuserPatch, per: int):
 
 
 def draws_step_noise(sampler_name: str) -> bool:
-    """Whether the host's sampler adds noise at each step (ancestral, SDE, LCM, DDPM...) through a noise_sampler."""
-    return "noise_sampler" in inspect.signature(comfy.samplers.sampler_object(sampler_name).sampler_function).parameters
+    """Whether the host's sampler adds noise at each step (ancestral, SDE, LCM, DDPM...) through a noise_sampler
+    (False for samplers of other packs that are not k-diffusion functions)."""
+    function = getattr(comfy.samplers.sampler_object(sampler_name), "sampler_function", None)
+    return function is not None and "noise_sampler" in inspect.signature(function).parameters
 
 
 def host_sampler(sampler_name: str, noise_sampler=None):
