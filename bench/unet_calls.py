@@ -115,11 +115,8 @@ def warm_caches(m, opts, h, w):
         p = wrapped.inner
         if not isinstance(p, m.patch.FuserPatch):
             continue
-        for kind in ("cond", "uncond"):
-            p._per_chunk(kind, 1, m.device, torch.float32)
-        if p.masked_attention:
-            for level in range(3):
-                p._mask([1, 0], 1, -(-h // 2 ** level), -(-w // 2 ** level), m.device, torch.float32)
+        for level in range(3):
+            p.warm(1, -(-h // 2 ** level), -(-w // 2 ** level), m.device, torch.float32)
 
 
 def unet_call(m, unet, x, ctx, ts, sigmas, opts):
