@@ -105,7 +105,7 @@ def test_host_accounting_counts_the_fusers_and_unload_empties_the_caches(env):
     sample(env, env.model)
     plain = loaded_bytes()
     mm.unload_all_models()
-    sample(env, patched)
+    first = sample(env, patched)
     weights = env.mod("nodes.patch").patch_weights(env.instdiff)
     assert weights.nbytes >= sum(p.numel() * 4 for p in env.instdiff.fusers.parameters())
     assert loaded_bytes() - plain >= weights.nbytes
@@ -114,6 +114,8 @@ def test_host_accounting_counts_the_fusers_and_unload_empties_the_caches(env):
         assert fp._cache  # 2024 host: the run's caches live until unload or the next run
     mm.unload_all_models()
     assert not fp._cache and not mm.current_loaded_models
+    assert torch.equal(sample(env, patched), first)  # "Unload models" between runs changes nothing
+    mm.unload_all_models()
 
 
 def test_interrupted_run_leaves_no_caches(env):
