@@ -22,6 +22,8 @@ CANVAS = [
     {"x": 672, "y": 400, "width": 256, "height": 160,
      "metadata": {"type": "text", "text": "SALE", "desc": "a sign that says SALE", "palette": []}},
 ]
+# One instance drawn in our editor next to the seeds from the canvas.
+OWN = {"caption": "a black cat sitting on the pavement", "box": [380, 300, 96, 72]}
 NOTE = (
     "Core box canvas <-> InstanceDiffusion (ComfyUI 2026 with the Create Bounding Boxes node).\n"
     "1. Draw boxes on 'Create Bounding Boxes' and describe each one (description; a text box's text is used when "
@@ -29,7 +31,7 @@ NOTE = (
     "detections' (its BOUNDING_BOX output has no descriptions; connect it to 'bounding_boxes' and write the "
     "captions instead).\n"
     "2. 'Layout from detections' -> the Layout node's seed_layout: run once and the boxes appear in our editor; "
-    "refine them there, add points, scribbles, polygons or masks.\n"
+    "refine them there, add points, scribbles, polygons or masks (the cat here is drawn in our editor).\n"
     "3. 'Layout to Bounding Boxes' sends the final layout back to a second canvas ('bboxes' input): it shows our "
     "boxes with their captions (first frame), e.g. to hand them to other box-based nodes.\n"
     "The 2024 host has neither core box type nor the canvas node; there, use boxes_json or the editor."
@@ -43,9 +45,9 @@ def build(info: dict) -> dict:
     idm = g.add("LoadInstanceDiffusion", 0, model_name=INSTDIFF, weights="ema")
     dets = g.add("InstanceDiffusionLayoutFromDetections", 1, width=512, height=384, caption=CAPTION,
                  elements=(canvas, 2))
-    empty = json.dumps({"schema": "instdiff.layout", "version": 1, "width": 512, "height": 384, "caption": "",
-                        "instances": []})
-    lay = g.add("InstanceDiffusionLayout", 1, width=512, height=384, caption="", layout_json=empty,
+    own = json.dumps({"schema": "instdiff.layout", "version": 1, "width": 512, "height": 384, "caption": "",
+                      "instances": [OWN]})
+    lay = g.add("InstanceDiffusionLayout", 1, width=512, height=384, caption="", layout_json=own,
                 seed_layout=(dets, 0))
     back = g.add("InstanceDiffusionLayoutToBoundingBoxes", 1, layout=(lay, 0), frame=0, round_to_pixels=True)
     echo = g.add("CreateBoundingBoxes", 2, width=512, height=384, bboxes=(back, 0))
@@ -58,8 +60,9 @@ def build(info: dict) -> dict:
     pos = g.add("CLIPTextEncode", 3, text=CAPTION, clip=(ckpt, 1))
     neg = g.add("CLIPTextEncode", 3, text=NEGATIVE, clip=(ckpt, 1))
     lat = g.add("EmptyLatentImage", 3, width=512, height=384, batch_size=1)
-    sampled = g.add("KSampler", 4, model=(patched, 0), seed=42, steps=30, cfg=7.5, sampler_name="dpmpp_2m",
-                    scheduler="karras", positive=(pos, 0), negative=(neg, 0), latent_image=(lat, 0), denoise=1.0)
+    sampled = g.add("InstanceDiffusionKSampler", 4, model=(patched, 0), seed=42, steps=30, cfg=7.5,
+                    sampler_name="dpmpp_2m", scheduler="normal", positive=(pos, 0), negative=(neg, 0),
+                    latent_image=(lat, 0), denoise=1.0, mis=0.36, max_batch=0)
     image = g.add("VAEDecode", 4, samples=(sampled, 0), vae=(ckpt, 2))
     g.add("SaveImage", 5, images=(image, 0), filename_prefix="InstanceDiffusion")
     pic = g.add("InstanceDiffusionLayoutPreview", 5, layout=(lay, 0), image=(image, 0))
