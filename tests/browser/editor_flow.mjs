@@ -55,6 +55,7 @@ try {
     });
     await page.goto(url, { waitUntil: "domcontentloaded" });
     await ready();
+    await page.waitForTimeout(1500);   // the 2026 frontend may still be loading its default workflow
     step("app ready");
 
     // ---- graph: layout -> preview -> save, plus the tiny-model sampling chain using the same layout

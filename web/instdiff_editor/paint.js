@@ -30,6 +30,12 @@ export const paintMethods = {
         if (sw < 4 || sh < 4) return;
         const k = Math.min(sw / W, sh / H);
         const cw = Math.max(1, Math.floor(W * k)), ch = Math.max(1, Math.floor(H * k));
+        const fitKey = `${W}x${H} ${sw} ${this.list.offsetHeight}`;
+        if (!this.popped && cw < sw - 2 && fitKey !== this._fitKey) {
+            // the stage is too short for a full-width canvas (e.g. a workflow saved smaller): let the node grow, once
+            this._fitKey = fitKey;
+            requestAnimationFrame(() => this.fitNode());
+        }
         const dpr = window.devicePixelRatio || 1;
         const c = this.canvas;
         if (c.style.width !== `${cw}px` || c.style.height !== `${ch}px`) { c.style.width = `${cw}px`; c.style.height = `${ch}px`; }

@@ -282,7 +282,8 @@ export class LayoutEditor {
         const wj = this.w("layout_json");
         if (wj && shown.layout_json !== wj.value) {
             this.sync();
-            doc = keepShownSeeds(doc, this.doc);
+            const drawn = { ...this.doc, instances: this.doc.instances.filter((i) => !untouched(this.doc, i)) };
+            doc = keepShownSeeds(doc, drawn);
         } else {
             const hidden = this.doc.instances.map((i) => i.hidden);
             doc.instances.forEach((inst, i) => { inst.hidden = !!hidden[i]; });
@@ -294,7 +295,9 @@ export class LayoutEditor {
             const w = this.w(name);
             if (w && w.value !== v) { w.value = v; w.callback?.(v); }
         }
-        if (wj && (JSON.parse(wj.value || "{}").width !== doc.width || JSON.parse(wj.value || "{}").height !== doc.height)) this.write();
+        let stored = null;
+        try { stored = JSON.parse(wj?.value || "{}"); } catch { /* shown by sync */ }
+        if (wj && stored && (stored.width !== doc.width || stored.height !== doc.height)) this.write();
         this.lastJson = wj ? wj.value : null;
         this.history.base = this.snapshot();
         this.refreshList();
@@ -359,7 +362,7 @@ export class LayoutEditor {
     fitNode(shrink = false) {
         const n = this.node;
         if (!n.size || !n.setSize) return;
-        const min = n.computeSize?.(n.size[0]);
+        const min = n.computeSize?.();   // (the 2026 frontend takes an output array here, not a width)
         const h = min && (shrink || min[1] > n.size[1]) ? min[1] : n.size[1];
         n.setSize([n.size[0], h]);
         n.setDirtyCanvas?.(true, true);
