@@ -22,6 +22,12 @@ def trajectory_chunks(trajectories: int, per: int, max_batch: int) -> list:
     return [list(range(i, min(i + size, trajectories))) for i in range(0, trajectories, size)]
 
 
+def latents_per_pass(free_bytes: int, bytes_per_latent: int, per: int) -> int:
+    """`max_batch` for trajectory_chunks from free memory: the whole trajectories (`per` latents each) that fit, at
+    least one."""
+    return max(1, int(free_bytes) // max(1, int(bytes_per_latent)) // per) * per
+
+
 def stack_text_conds(conds: list, per: int) -> torch.Tensor:
     """Cross-attention conds (1, L_t, C) -> (T*per, L, C), row t*per+b = trajectory t.
 
@@ -108,7 +114,7 @@ def mis_grounding(tokenizer, grounding: Grounding, per: int, chunk: int = 8) -> 
             batch = {k: torch.cat([p[k] for p in part]).to(device) for k in part[0]}
             tokens.append(tokenizer(**batch, drop=grounding.drop)[0].float().cpu())
     tokens = torch.cat(tokens).reshape(grounding.frames, n, *grounding.tokens.shape[1:])
-    frames = grounding._frames_for(per)
+    frames = grounding.frames_for(per)
     single = [single_instance_regions(grounding, int(f), i) for i in range(n) for f in frames]
     return dataclasses.replace(
         grounding,
