@@ -39,10 +39,10 @@ NOTE = (
 
 
 def build(info: dict) -> dict:
-    g = Graph()
-    canvas = g.add("CreateBoundingBoxes", 0, width=1024, height=768)
+    g = Graph()  # the tall canvases come last in their columns (Graph stacks nodes 300 px apart)
     ckpt = g.add("CheckpointLoaderSimple", 0, ckpt_name=CKPT)
     idm = g.add("LoadInstanceDiffusion", 0, model_name=INSTDIFF, weights="ema")
+    canvas = g.add("CreateBoundingBoxes", 0, width=1024, height=768)
     dets = g.add("InstanceDiffusionLayoutFromDetections", 1, width=512, height=384, caption=CAPTION,
                  elements=(canvas, 2))
     own = json.dumps({"schema": "instdiff.layout", "version": 1, "width": 512, "height": 384, "caption": "",
@@ -50,8 +50,8 @@ def build(info: dict) -> dict:
     lay = g.add("InstanceDiffusionLayout", 1, width=512, height=384, caption="", layout_json=own,
                 seed_layout=(dets, 0))
     back = g.add("InstanceDiffusionLayoutToBoundingBoxes", 1, layout=(lay, 0), frame=0, round_to_pixels=True)
-    echo = g.add("CreateBoundingBoxes", 2, width=512, height=384, bboxes=(back, 0))
-    g.add("SaveImage", 3, images=(echo, 0), filename_prefix="InstanceDiffusion_core_canvas")
+    echo = g.add("CreateBoundingBoxes", 6, width=512, height=384, bboxes=(back, 0))
+    g.add("SaveImage", 7, images=(echo, 0), filename_prefix="InstanceDiffusion_core_canvas")
     tok = g.add("InstanceDiffusionTokenizer", 2, clip=(ckpt, 1), layout=(lay, 0), instancediffusion=(idm, 0),
                 config="auto", sample_seed=0)
     patched = g.add("ApplyInstanceDiffusion", 2, model=(ckpt, 0), instancediffusion=(idm, 0),
@@ -72,7 +72,7 @@ def build(info: dict) -> dict:
     for node in wf["nodes"]:
         if node["type"] == "CreateBoundingBoxes":
             node["widgets_values"] += [CANVAS if node["id"] == canvas else [], []]
-            node["size"] = [420, 560]
+            node["size"] = [360, 560]
     return wf
 
 

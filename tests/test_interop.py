@@ -350,7 +350,7 @@ def test_node_bounding_boxes_in_and_out_round_trip(nodes):
                              source_image=torch.zeros((1, 768, 1024, 3)))
     assert notes == "" and [(i.caption, i.box, i.color) for i in layout.instances] == [
         ("a red vintage car", (51, 38.5, 205, 153.5), "#c81e1e"), ("SALE", (300, 20, 150, 50), "#ffcc00")]
-    boxes, _, _, with_meta = nodes.LayoutToBoundingBoxes().convert([layout], 0, True)
+    *_, with_meta = nodes.LayoutToBoundingBoxes().convert([layout], 0, True)
     # The contract the canvas reads: integer pixels + metadata {type, text, desc, palette (hex list)}.
     assert with_meta == [
         {"x": 51, "y": 38, "width": 205, "height": 154,
