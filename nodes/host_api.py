@@ -45,6 +45,19 @@ def low_vram() -> bool:
     return state in (comfy.model_management.VRAMState.LOW_VRAM, comfy.model_management.VRAMState.NO_VRAM)
 
 
+def compute_dtype(model):
+    """The dtype a MODEL's UNet computes in (an fp8-weight UNet computes in its manual-cast dtype)."""
+    inner = model.model
+    return getattr(inner, "manual_cast_dtype", None) or inner.get_dtype()
+
+
+def free_memory_for(model) -> int:
+    """Bytes free on the MODEL's load device for its inference, less its weights when they are not loaded yet."""
+    free = comfy.model_management.get_free_memory(model.load_device)
+    loaded = any(m.model.is_clone(model) for m in comfy.model_management.current_loaded_models)
+    return free if loaded else free - model.model_size()
+
+
 def load_models(models: list, memory_required: int = 0) -> None:
     """Ask the host to load managed models onto their load device (freeing others first if memory is short)."""
     comfy.model_management.load_models_gpu(models, memory_required=memory_required)

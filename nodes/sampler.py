@@ -13,9 +13,9 @@ import latent_preview
 
 from ..instdiff_model.errors import InstDiffError
 from ..instdiff_model.mis import (average_trajectories, mis_grounding, mis_steps, repeat_trajectories, SharedStepNoise,
-                                  stack_text_conds, trajectory_chunks, trajectory_rows)
+                                  latents_per_pass, stack_text_conds, trajectory_chunks, trajectory_rows)
 from . import host_api
-from .patch import FuserPatch
+from .patch import FuserPatch, fuser_bytes_per_latent, release_caches
 from .tokenizer import load_position_net
 
 
@@ -64,6 +64,17 @@ def host_sampler(sampler_name: str, noise_sampler=None):
     return sampler
 
 
+def auto_max_batch(model, latent: torch.Tensor, masked: bool) -> int:
+    """`max_batch` = 0: every trajectory in one pass on the CPU; on a GPU, as many latents per pass as the free memory
+    holds (the UNet's own estimate for a cond + uncond row pair plus the fusers' extra, per latent)."""
+    if model.load_device.type == "cpu":
+        return 0
+    shape = list(latent.shape)
+    element = torch.empty((), dtype=host_api.compute_dtype(model)).element_size()
+    per_latent = model.memory_required([2] + shape[1:]) + fuser_bytes_per_latent(shape[-2], shape[-1], element, masked)
+    return latents_per_pass(host_api.free_memory_for(model), per_latent, shape[0])
+
+
 def trajectory_positive(positive: list, grounding, chunk: list, per: int) -> list:
     """One positive entry whose text cond has a row per (trajectory, latent): full prompt, then each caption."""
     if len(positive) != 1:
@@ -79,7 +90,7 @@ class InstanceDiffusionKSampler:
         "KSampler with InstanceDiffusion's multi-instance sampler (MIS). For the first 'mis' fraction of the steps "
         "it denoises, from the same noise, the full prompt and layout plus one trajectory per instance (its caption "
         "as the prompt, the same negative, only its grounding, in the first slot), all in one batch ('max_batch' "
-        "latents per pass, 0 = all), averages those latents, then finishes with the full conditioning. A latent's "
+        "latents per pass; 0 = as many as the free memory holds on a GPU, all on the CPU), averages those latents, then finishes with the full conditioning. A latent's "
         "trajectories share its per-step noise (ancestral / SDE / LCM samplers), so the average keeps the noise level; "
         "mis = 0 is the stock KSampler. Multistep samplers (dpmpp_2m, ...) restart their history at the switch (the official PLMS "
         "keeps the full trajectory's). The MODEL must come from 'Apply InstanceDiffusion'.")
@@ -108,7 +119,6 @@ class InstanceDiffusionKSampler:
         latent = latent_image["samples"]
         if hasattr(comfy.sample, "fix_empty_latent_channels"):
             latent = comfy.sample.fix_empty_latent_channels(model, latent)
-        per = latent.shape[0]
         noise = comfy.sample.prepare_noise(latent, seed, latent_image.get("batch_index"))
         noise_mask = latent_image.get("noise_mask")
         k = mis_steps(steps, mis)
@@ -120,7 +130,20 @@ class InstanceDiffusionKSampler:
                                           disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
             return (dict(latent_image, samples=samples),)
 
+        try:
+            samples = self._mis(model, patch, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent,
+                                noise, noise_mask, denoise, k, n, max_batch)
+        finally:
+            release_caches(model)  # the 2024 host has no end-of-run hook; interrupted runs end here too
+        return (dict(latent_image, samples=samples),)
+
+    def _mis(self, model, patch, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent, noise,
+             noise_mask, denoise, k, n, max_batch):
+        """The MIS run: k steps of the n+1 trajectories per latent in passes, their mean, then the rest of the steps."""
+        per = latent.shape[0]
         grounding = trajectory_grounding(patch, per)
+        if max_batch == 0:
+            max_batch = auto_max_batch(model, latent, patch.masked_attention)
         chunks = trajectory_chunks(n + 1, per, max_batch)
         total = k * len(chunks) + steps - k
         progress = latent_preview.prepare_callback(model, total)
@@ -135,12 +158,16 @@ class InstanceDiffusionKSampler:
         for c, chunk in enumerate(chunks):
             rows = torch.cat([torch.arange(t * per, (t + 1) * per) for t in chunk])
             mask = None if noise_mask is None or noise_mask.shape[0] == 1 else repeat_trajectories(noise_mask, len(chunk))
-            results.append(comfy.sample.sample_custom(
-                with_grounding(model, trajectory_rows(grounding, rows)), repeat_trajectories(noise, len(chunk)), cfg,
-                host_sampler(sampler_name, shared and shared.for_trajectories(len(chunk))), first.clone(),
-                trajectory_positive(positive, patch.grounding, chunk, per), negative,
-                repeat_trajectories(latent, len(chunk)), noise_mask=noise_mask if mask is None else mask,
-                callback=lambda step, x0, x, _, o=c * k: progress(o + step, x0[:1], x, total), **common))
+            trajectories = with_grounding(model, trajectory_rows(grounding, rows))
+            try:
+                results.append(comfy.sample.sample_custom(
+                    trajectories, repeat_trajectories(noise, len(chunk)), cfg,
+                    host_sampler(sampler_name, shared and shared.for_trajectories(len(chunk))), first.clone(),
+                    trajectory_positive(positive, patch.grounding, chunk, per), negative,
+                    repeat_trajectories(latent, len(chunk)), noise_mask=noise_mask if mask is None else mask,
+                    callback=lambda step, x0, x, _, o=c * k: progress(o + step, x0[:1], x, total), **common))
+            finally:
+                release_caches(trajectories)
             comfy.model_management.throw_exception_if_processing_interrupted()
         samples = average_trajectories(torch.cat(results), n + 1)
         if k < len(sigmas) - 1:
@@ -148,7 +175,7 @@ class InstanceDiffusionKSampler:
                 model, torch.zeros_like(noise), cfg, host_sampler(sampler_name, shared and shared.source),
                 sigmas[k:].clone(), positive, negative, samples, noise_mask=noise_mask,
                 callback=lambda step, x0, x, _: progress(len(chunks) * k + step, x0, x, total), **common)
-        return (dict(latent_image, samples=samples),)
+        return samples
 
 
 NODE_CLASS_MAPPINGS = {"InstanceDiffusionKSampler": InstanceDiffusionKSampler}
