@@ -135,7 +135,7 @@ class FuserPatch(_SharedPatch):
         self.masked_attention = masked_attention
         self._cache = {}
         self._checked = set()
-        self._last_sigma = None
+        self._last_sigma = self._seen_sigmas = None
 
     def with_grounding(self, grounding) -> "FuserPatch":
         """The same patch (fusers, gate, masked attention) with another grounding."""
@@ -144,7 +144,7 @@ class FuserPatch(_SharedPatch):
     def release(self) -> None:
         """Drop the tokens and masks built on the device (on unload, at the end of a run, before a new run)."""
         self._cache.clear()
-        self._last_sigma = None
+        self._last_sigma = self._seen_sigmas = None
 
     def _tokens(self, cond: bool, frames, x):
         """(rows,184,768) grounding tokens of `frames` (cond) or null tokens (uncond), on x's device and dtype."""
@@ -181,9 +181,11 @@ class FuserPatch(_SharedPatch):
             self._mask(frames, h, w, like)
 
     def _new_run(self, sigmas) -> None:
-        """Sigmas only fall within a run: a rise means a new run (2024 host: the only end-of-run signal we get)."""
-        if sigmas is None:
+        """Sigmas only fall within a run: a rise means a new run (2024 host: the only end-of-run signal we get). Read
+        once per UNet call: its 16 fusers share the host's sigmas tensor."""
+        if sigmas is None or sigmas is self._seen_sigmas:
             return
+        self._seen_sigmas = sigmas
         sigma = float(sigmas.max())
         if self._last_sigma is not None and sigma > self._last_sigma:
             self._cache.clear()

@@ -1,6 +1,5 @@
 """Grounding gate on the host's sampler: grounded UNet steps counted by a spy on the fusers, against the official
 step counts (alpha_generator: the first int(alpha * steps) steps grounded), and one gate evaluation per UNet call."""
-import importlib
 import json
 import types
 from pathlib import Path
@@ -31,9 +30,9 @@ class SpyInstanceDiffusion(torch.nn.Module):
 
 
 @pytest.fixture(scope="module")
-def env(pack):
-    mod = lambda name: importlib.import_module(f"{pack.__name__}.{name}")  # noqa: E731
-    model = importlib.import_module("scripts.random_models").random_sd15_model(3, 32)
+def env(tiny):
+    mod = tiny.mod
+    model = tiny.unet(3)
     g = mod("instdiff_model.grounding")
     grounding = g.Grounding(tokens=torch.zeros(1, 184, 768), null_tokens=torch.zeros(1, 184, 768),
                             regions=torch.zeros(1, 30, 8, 8, dtype=torch.bool),
@@ -41,7 +40,16 @@ def env(pack):
     return types.SimpleNamespace(mod=mod, model=model, grounding=grounding)
 
 
-def gate_run(env, steps, scheduler, full=0.8, sampler="euler"):
+class CountedSigmas(torch.Tensor):
+    """The host's sigmas, counting their reads to Python (`.max()`: a device sync on a GPU)."""
+    reads = 0
+
+    def max(self, *args, **kwargs):
+        CountedSigmas.reads += 1
+        return super().max(*args, **kwargs)
+
+
+def gate_run(env, steps, scheduler, full=0.8, sampler="euler", count_reads=False):
     """(per UNet call: were the fusers on, gate evaluations) of one sampling run, cfg 1 (one UNet call a step)."""
     import comfy.sample
     spy = FuserSpy()
@@ -57,6 +65,9 @@ def gate_run(env, steps, scheduler, full=0.8, sampler="euler"):
 
     def unet(apply, args):
         before = len(spy.scales)
+        if count_reads:
+            options = args["c"]["transformer_options"]
+            options["sigmas"] = options["sigmas"].as_subclass(CountedSigmas)
         out = apply(args["input"], args["timestep"], **args["c"])
         on.append(len(spy.scales) - before)
         return out
@@ -68,6 +79,12 @@ def gate_run(env, steps, scheduler, full=0.8, sampler="euler"):
                         sampler, scheduler, cond, cond, latent, disable_pbar=True, seed=1)
     assert set(on) <= {0, 16} and set(spy.scales) <= {1.0}  # all 16 fusers at full strength, or none
     return [n == 16 for n in on], len(evaluations)
+
+
+def test_the_sigma_is_read_from_the_device_at_most_twice_per_unet_call(env):
+    CountedSigmas.reads = 0
+    on, _ = gate_run(env, 10, "normal", full=1.0, count_reads=True)
+    assert all(on) and 10 <= CountedSigmas.reads <= 2 * 10  # gate + new-run check, not once per fuser (16)
 
 
 def test_official_step_count_with_the_normal_scheduler(env):
