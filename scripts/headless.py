@@ -151,9 +151,12 @@ def _widget_slots(name, spec):
     """How many widgets_values slots one INPUT_TYPES entry takes in the UI (0 if it is a socket).
 
     A combo is a list (V1) or "COMBO" (V3 nodes); INT seeds get a second, "control after generate" slot when
-    flagged (both frontends) or named seed / noise_seed (the 2024 frontend's rule; flagged seeds match it).
+    flagged (both frontends) or named seed / noise_seed (the 2024 frontend's rule; flagged seeds match it). A 2026
+    BOUNDING_BOXES input is the box canvas widget unless it is socket-only (forceInput).
     """
     kind, opts = spec[0], (spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {})
+    if kind == "BOUNDING_BOXES":
+        return 0 if opts.get("forceInput") else 1
     if isinstance(kind, list) or kind == "COMBO":
         return 1 + (1 if opts.get("control_after_generate") else 0) + (1 if opts.get("image_upload") else 0)
     if kind in WIDGET_TYPES:
@@ -192,8 +195,9 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
             for name, spec in info["input"].get(section, {}).items():
                 slots = _widget_slots(name, spec)
                 if slots:
-                    if pos < len(values):
-                        inputs[name] = values[pos]
+                    if pos < len(values):  # the frontend wraps list values (canvas state): bare lists are links
+                        value = values[pos]
+                        inputs[name] = {"__value__": value} if isinstance(value, list) else value
                     pos += slots
                 if name in linked:
                     kind, val = source(linked[name])
