@@ -4,13 +4,14 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import InstDiffError
-from .masked_attention import box_regions
+from .masked_attention import box_coverage, raster_coverage
 from .preprocess import instance_mask, layout_to_grounding_inputs, null_grounding_inputs
 
 
 @dataclass(eq=False)
 class Grounding:
-    """tokens (F,184,768) per layout frame; null_tokens (1,184,768); regions (F,30,H,W) bool; present (F,30)."""
+    """tokens (F,184,768) per layout frame; null_tokens (1,184,768); regions (F,30,ceil(H/8),ceil(W/8)) float16 area
+    coverage of the layout's latent grid (see masked_attention); present (F,30)."""
 
     tokens: torch.Tensor
     null_tokens: torch.Tensor
@@ -44,19 +45,17 @@ class Grounding:
             f"give one layout for all images or exactly one layout per image"
         )
 
-    _frames_for = frames_for  # the name instdiff_model.mis.mis_grounding calls
-
 
 def instance_regions(layout, inputs: dict) -> tuple:
-    """(30,H,W) bool regions at image size: the instance mask (or polygon), else its box; present (30,)."""
-    h, w = layout.height, layout.width
-    regions = box_regions(inputs["boxes"], h, w)[0].clone()
+    """(30,ceil(H/8),ceil(W/8)) float16 regions: the area coverage of each latent cell by the instance mask (or
+    polygon), else by its box; present (30,). One instance's pixel raster at a time, never all 30 at image size."""
+    regions = box_coverage(inputs["boxes"], layout.height, layout.width)[0]
     for i, inst in enumerate(layout.instances):
-        mask = instance_mask(inst, h, w)
+        mask = instance_mask(inst, layout.height, layout.width)
         if mask is not None:
-            regions[i] = torch.from_numpy(mask.astype(bool))
+            regions[i] = raster_coverage(mask)
     present = inputs["masks"][0].bool()
-    return regions & present[:, None, None], present
+    return regions * present[:, None, None], present
 
 
 @torch.no_grad()
