@@ -25,3 +25,19 @@ def pack():
     """This pack imported in-process on the host's modules (CPU, pytorch attention, grad off)."""
     from scripts.hostenv import import_pack
     return import_pack()
+
+
+@pytest.fixture(scope="session")
+def tiny(pack):
+    """The in-process pack's modules by name, and builders of the tiny SD1.5 UNet (32 channels) and of the formula
+    InstanceDiffusion weights at its width (a new object per call: tests never share mutable models)."""
+    import importlib
+    import types
+    random_models = importlib.import_module("scripts.random_models")
+
+    def mod(name):
+        return importlib.import_module(f"{pack.__name__}.{name}")
+
+    return types.SimpleNamespace(
+        mod=mod, unet=lambda seed: random_models.random_sd15_model(seed, 32),
+        instdiff=lambda salt: mod("instdiff_model.model").InstanceDiffusionModel.from_formula(salt, 32))

@@ -7,10 +7,10 @@ import torch
 
 
 @pytest.fixture(scope="module")
-def env(pack):
-    mod = lambda name: importlib.import_module(f"{pack.__name__}.{name}")  # noqa: E731
-    model = importlib.import_module("scripts.random_models").random_sd15_model(5, 32)
-    instdiff = mod("instdiff_model.model").InstanceDiffusionModel.from_formula("attention", 32)
+def env(tiny):
+    mod = tiny.mod
+    model = tiny.unet(5)
+    instdiff = tiny.instdiff("attention")
     L = mod("instdiff_model.layout")
     layout = L.Layout(width=128, height=128, caption="c", instances=[
         L.Instance(caption="a cube", box=(8, 8, 60, 50)), L.Instance(caption="a ball", box=(50, 40, 70, 80))])

@@ -1,5 +1,4 @@
 """Video context windows: a window of frames gets exactly those frames' grounding (AnimateDiff-Evolved and core)."""
-import importlib
 import types
 
 import pytest
@@ -9,10 +8,10 @@ FRAMES = 6
 
 
 @pytest.fixture(scope="module")
-def env(pack):
-    mod = lambda name: importlib.import_module(f"{pack.__name__}.{name}")
-    model = importlib.import_module("scripts.random_models").random_sd15_model(7, 32)
-    instdiff = mod("instdiff_model.model").InstanceDiffusionModel.from_formula("windows", 32)
+def env(tiny):
+    mod = tiny.mod
+    model = tiny.unet(7)
+    instdiff = tiny.instdiff("windows")
     return types.SimpleNamespace(mod=mod, model=model, instdiff=instdiff)
 
 

@@ -8,10 +8,10 @@ import torch
 
 
 @pytest.fixture(scope="module")
-def env(pack):
-    mod = lambda name: importlib.import_module(f"{pack.__name__}.{name}")
-    model = importlib.import_module("scripts.random_models").random_sd15_model(5, 32)
-    instdiff = mod("instdiff_model.model").InstanceDiffusionModel.from_formula("citizen", 32)
+def env(tiny):
+    mod = tiny.mod
+    model = tiny.unet(5)
+    instdiff = tiny.instdiff("citizen")
     L = mod("instdiff_model.layout")
     layout = L.Layout(width=128, height=128, caption="c", instances=[
         L.Instance(caption="a cube", box=(8, 10, 60, 70)), L.Instance(caption="a ball", box=(70, 60, 50, 60))])

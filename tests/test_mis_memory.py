@@ -1,5 +1,4 @@
 """MIS memory: passes sized from free memory on GPUs (max_batch 0), and no device caches left after a run or an interrupt."""
-import importlib
 import types
 
 import pytest
@@ -7,10 +6,10 @@ import torch
 
 
 @pytest.fixture(scope="module")
-def env(pack):
-    mod = lambda name: importlib.import_module(f"{pack.__name__}.{name}")  # noqa: E731
-    model = importlib.import_module("scripts.random_models").random_sd15_model(5, 32)
-    instdiff = mod("instdiff_model.model").InstanceDiffusionModel.from_formula("mis-memory", 32)
+def env(tiny):
+    mod = tiny.mod
+    model = tiny.unet(5)
+    instdiff = tiny.instdiff("mis-memory")
     L = mod("instdiff_model.layout")
     layout = L.Layout(width=128, height=128, caption="c", instances=[
         L.Instance(caption="a cube", box=(8, 10, 60, 70)), L.Instance(caption="a ball", box=(70, 60, 50, 60))])

@@ -1,7 +1,6 @@
 """MIS keeps the noise level of every host sampler (in-process, pass-through denoiser), and reuses the full layout's
 sampled points for its single-instance trajectories."""
 import dataclasses
-import importlib
 import types
 
 import numpy as np
@@ -23,10 +22,10 @@ class NullTokenizer(torch.nn.Module):
 
 
 @pytest.fixture(scope="module")
-def env(pack):
-    mod = lambda name: importlib.import_module(f"{pack.__name__}.{name}")  # noqa: E731
-    model = importlib.import_module("scripts.random_models").random_sd15_model(3, 32)
-    instdiff = mod("instdiff_model.model").InstanceDiffusionModel.from_formula("mis-noise", 32)
+def env(tiny):
+    mod = tiny.mod
+    model = tiny.unet(3)
+    instdiff = tiny.instdiff("mis-noise")
     L = mod("instdiff_model.layout")
     layout = L.Layout(width=512, height=512, caption="a test scene", instances=[
         L.Instance(caption=f"object {i}", box=(40 + 150 * i, 60, 120, 200)) for i in range(3)])

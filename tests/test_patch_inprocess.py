@@ -1,5 +1,4 @@
 """Patch semantics in-process: clone safety, per-frame grounding, gate schedule, refusals of wrong models / CLIPs."""
-import importlib
 import types
 
 import pytest
@@ -7,11 +6,10 @@ import torch
 
 
 @pytest.fixture(scope="module")
-def env(pack):
-    mod = lambda name: importlib.import_module(f"{pack.__name__}.{name}")  # noqa: E731
-    random_models = importlib.import_module("scripts.random_models")
-    model = random_models.random_sd15_model(3, 32)
-    instdiff = mod("instdiff_model.model").InstanceDiffusionModel.from_formula("inproc", 32)
+def env(tiny):
+    mod = tiny.mod
+    model = tiny.unet(3)
+    instdiff = tiny.instdiff("inproc")
     return types.SimpleNamespace(mod=mod, model=model, instdiff=instdiff)
 
 
