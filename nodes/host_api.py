@@ -45,6 +45,13 @@ def low_vram() -> bool:
     return state in (comfy.model_management.VRAMState.LOW_VRAM, comfy.model_management.VRAMState.NO_VRAM)
 
 
+def fix_empty_latent_channels(model, latent):
+    """2026: an empty latent gets the MODEL's latent channels (as core KSampler does); 2024: the latent as it is."""
+    import comfy.sample
+    fix = getattr(comfy.sample, "fix_empty_latent_channels", None)
+    return latent if fix is None else fix(model, latent)
+
+
 def compute_dtype(model):
     """The dtype a MODEL's UNet computes in (an fp8-weight UNet computes in its manual-cast dtype)."""
     inner = model.model

@@ -116,9 +116,7 @@ class InstanceDiffusionKSampler:
     def sample(self, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise, mis,
                max_batch):
         patch = find_fuser_patch(model)
-        latent = latent_image["samples"]
-        if hasattr(comfy.sample, "fix_empty_latent_channels"):
-            latent = comfy.sample.fix_empty_latent_channels(model, latent)
+        latent = host_api.fix_empty_latent_channels(model, latent_image["samples"])
         noise = comfy.sample.prepare_noise(latent, seed, latent_image.get("batch_index"))
         noise_mask = latent_image.get("noise_mask")
         k = mis_steps(steps, mis)
