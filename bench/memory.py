@@ -81,16 +81,14 @@ def section5(m, cfg, rep: Report, args):
                   f"{h}x{w} through `comfy.sample.sample`; patched = + InstanceDiffusionModel (fp32, "
                   f"{wbytes / GiB:.2f} GiB of parameters) + 10-instance grounding, ScaleU and masked attention. RSS "
                   f"after the run (after gc) and peak RSS (ru_maxrss).")
-    rep.detail(5, "")
-    rep.detail(5, "| process | RSS after run GiB | peak RSS GiB |")
-    rep.detail(5, "|---|---|---|")
-    rep.detail(5, f"| plain | {plain['rss'] / GiB:.2f} | {plain['peak'] / GiB:.2f} |")
-    rep.detail(5, f"| patched | {patched['rss'] / GiB:.2f} | {patched['peak'] / GiB:.2f} |")
-    rep.detail(5, f"| extra | {extra / GiB:.2f} | {extra_peak / GiB:.2f} |")
+    rep.table(5, "process", "RSS after run GiB", "peak RSS GiB")
+    for name, rss, peak in (("plain", plain["rss"], plain["peak"]), ("patched", patched["rss"], patched["peak"]),
+                            ("extra", extra, extra_peak)):
+        rep.table_row(5, name, f"{rss / GiB:.2f}", f"{peak / GiB:.2f}")
     if "cuda_alloc" in plain:
-        rep.detail(5, f"| CUDA allocated plain / patched GiB | {plain['cuda_alloc'] / GiB:.2f} / "
-                      f"{patched['cuda_alloc'] / GiB:.2f} | peak {plain['cuda_peak'] / GiB:.2f} / "
-                      f"{patched['cuda_peak'] / GiB:.2f} |")
+        rep.table_row(5, "CUDA allocated plain / patched GiB",
+                      f"{plain['cuda_alloc'] / GiB:.2f} / {patched['cuda_alloc'] / GiB:.2f}",
+                      f"peak {plain['cuda_peak'] / GiB:.2f} / {patched['cuda_peak'] / GiB:.2f}")
     # the peak of both processes can come from building the UNet (randn temporaries), so the peak difference
     # alone may understate; the check uses the larger of the two differences
     worst = max(extra, extra_peak)

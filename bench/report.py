@@ -22,6 +22,15 @@ class Report:
     def detail(self, section, line):
         self.details.setdefault(section, []).append(line)
 
+    def table(self, section, *columns):
+        """Start a Markdown table in a section's details (a blank line, the header row); rows follow via table_row."""
+        self.detail(section, "")
+        self.table_row(section, *columns)
+        self.detail(section, "|" + "---|" * len(columns))
+
+    def table_row(self, section, *cells):
+        self.detail(section, "| " + " | ".join(str(c) for c in cells) + " |")
+
 
 SECTION_TITLES = {
     1: "Instance tokenizer (position net): cost, and once per sampling run",

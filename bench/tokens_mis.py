@@ -18,9 +18,7 @@ def section1(m, cfg, rep: Report, tiny):
                   "forward + null-token forward + regions). Drop config: `auto` for the formats present "
                   "(`all` = every instance has box, point, scribble, polygon and mask -> `scribble` config, "
                   "which keeps every token group).")
-    rep.detail(1, "")
-    rep.detail(1, "| instances | formats | drop config | preprocess s | position-net forward s | build_grounding s |")
-    rep.detail(1, "|---|---|---|---|---|---|")
+    rep.table(1, "instances", "formats", "drop config", "preprocess s", "position-net forward s", "build_grounding s")
     # warm-up
     lay = make_layout(m, 1, "masks")
     make_grounding(m, big, lay)
@@ -39,7 +37,7 @@ def section1(m, cfg, rep: Report, tiny):
                 fwd.append(timed(m, lambda: net(**batch, drop=drop))[0])
                 tot.append(timed(m, lambda: make_grounding(m, big, lay, drop))[0])
             worst = max(worst, med(tot))
-            rep.detail(1, f"| {n} | {fmt} | {drop} | {med(pre):.3f} | {med(fwd):.3f} | {med(tot):.3f} |")
+            rep.table_row(1, n, fmt, drop, f"{med(pre):.3f}", f"{med(fwd):.3f}", f"{med(tot):.3f}")
             print(f"    n={n:2d} {fmt:9s} {drop:8s} pre {med(pre):.3f}s fwd {med(fwd):.3f}s total {med(tot):.3f}s",
                   flush=True)
     rep.row(1, "tokenizer, worst case over 1/10/30 instances x all formats (build_grounding)",
@@ -82,11 +80,9 @@ def section1(m, cfg, rep: Report, tiny):
                   f"(model_channels {cfg.tiny_channels}), 3 instances with all formats, 128x128, masked attention "
                   "and ScaleU on; the KSampler is the host's `comfy.sample.sample`, MIS is our "
                   "InstanceDiffusionKSampler with mis=0.5 (3 instances: 3 single-instance groundings):")
-    rep.detail(1, "")
-    rep.detail(1, "| sampler | steps | calls in tokenizer node | calls during sampling |")
-    rep.detail(1, "|---|---|---|---|")
+    rep.table(1, "sampler", "steps", "calls in tokenizer node", "calls during sampling")
     for (mode, steps), (a, b) in results.items():
-        rep.detail(1, f"| {mode} | {steps} | {a} | {b} |")
+        rep.table_row(1, mode, steps, a, b)
     for mode in ("KSampler", "MIS"):
         during = [results[(mode, s)][1] for s in cfg.count_steps]
         ok = len(set(during)) == 1
@@ -130,11 +126,9 @@ def section4(m, cfg, rep: Report, tiny):
                   f"on. Bound = 1 + n*k/steps = {bound:.3f} (UNet work: (n+1)*k + (steps-k) latent-steps vs steps). "
                   f"Median of {cfg.reps4} interleaved runs. The MIS run also builds the {n} single-instance "
                   f"groundings (`mis_grounding`: {t_mg:.2f} s here, i.e. {t_mg / plain:.3f} of a plain run).")
-    rep.detail(4, "")
-    rep.detail(4, "| run | total s | / plain |")
-    rep.detail(4, "|---|---|---|")
+    rep.table(4, "run", "total s", "/ plain")
     for name in runs:
-        rep.detail(4, f"| {name} | {med(times[name]):.2f} | {med(times[name]) / plain:.3f} |")
+        rep.table_row(4, name, f"{med(times[name]):.2f}", f"{med(times[name]) / plain:.3f}")
     for name in list(runs)[1:]:
         ratio = med(times[name]) / plain
         rep.row(4, f"{name} / plain", f"<= {1.05 * bound:.3f} (1.05 x bound {bound:.3f})", f"{ratio:.3f}",

@@ -140,10 +140,8 @@ def section2_3(m, cfg, rep: Report, big, do2: bool, do3: bool):
                       f"(immune to load changes between calls). FLOP bound = 1 + fuser FLOPs / plain UNet FLOPs, "
                       f"both from torch.utils.flop_counter on meta tensors (fuser FLOPs cross-checked against the "
                       f"closed form: linear(objs), q/k/v, attention over N+184 tokens, out proj, GEGLU FF).")
-        rep.detail(2, "")
-        rep.detail(2, "| latent (image) | config | plain s | patched s | measured ratio | in-call ratio | "
-                      "fuser s/call | ScaleU s/call | FLOP bound | 1.05 x bound |")
-        rep.detail(2, "|---|---|---|---|---|---|---|---|---|---|")
+        rep.table(2, "latent (image)", "config", "plain s", "patched s", "measured ratio", "in-call ratio",
+                  "fuser s/call", "ScaleU s/call", "FLOP bound", "1.05 x bound")
     for (h, w), reps in zip(cfg.res2, cfg.reps2_per_res):
         unet_flops, fus_flops = counted_flops(m, h, w, 2)
         closed = sum(fuser_flops(c, n, 2) for c, n in fuser_level_list(m, h, w))
@@ -199,8 +197,8 @@ def section2_3(m, cfg, rep: Report, big, do2: bool, do3: bool):
             if do2:
                 patched_s = f"{med(times[c]):.2f}" if direct else "(from fusers+scaleu)"
                 ratio_s = f"{ratio:.3f}" if direct else "-"
-                rep.detail(2, f"| {key} | {c} | {plain:.2f} | {patched_s} | {ratio_s} | {ic:.3f} | "
-                              f"{fs:.2f} | {ss:.2f} | {bound:.3f} | {1.05 * bound:.3f} |")
+                rep.table_row(2, key, c, f"{plain:.2f}", patched_s, ratio_s, f"{ic:.3f}", f"{fs:.2f}", f"{ss:.2f}",
+                              f"{bound:.3f}", f"{1.05 * bound:.3f}")
                 rep.row(2, f"{c}, latent {h}x{w}", f"<= {1.05 * bound:.3f} (1.05 x FLOP bound {bound:.3f})",
                         f"in-call {ic:.3f} (direct {ratio_s})", ic <= 1.05 * bound)
         if do3 and (h, w) == cfg.res3:
@@ -243,12 +241,10 @@ def section3(m, cfg, rep, big, g, lay, call_inputs, ours, plain):
                   f"[cond inputs, null inputs] in every fuser call: {per_call} position-net forwards per UNet call "
                   f"(counted). Ours: tokens computed once by the tokenizer node, cached per (chunk kind, batch, "
                   f"device, dtype). Median of {cfg.reps3} baseline call(s) vs the fusers+scaleu median of section 2.")
-    rep.detail(3, "")
-    rep.detail(3, "| | s / UNet call | time inside the fuser patch s |")
-    rep.detail(3, "|---|---|---|")
-    rep.detail(3, f"| plain UNet | {plain:.2f} | - |")
-    rep.detail(3, f"| ours (fusers + ScaleU) | {ours[0]:.2f} | {ours[1]:.2f} |")
-    rep.detail(3, f"| baseline (per-call position net + ScaleU) | {base:.2f} | {inside:.2f} |")
+    rep.table(3, "", "s / UNet call", "time inside the fuser patch s")
+    rep.table_row(3, "plain UNet", f"{plain:.2f}", "-")
+    rep.table_row(3, "ours (fusers + ScaleU)", f"{ours[0]:.2f}", f"{ours[1]:.2f}")
+    rep.table_row(3, "baseline (per-call position net + ScaleU)", f"{base:.2f}", f"{inside:.2f}")
     rep.detail(3, "")
     rep.detail(3, f"In-call estimate: baseline call / (its plain-UNet part {rest:.2f} s + our fuser and ScaleU patch time "
                   f"{ours[1] + ours[2]:.2f} s) = {speedup_ic:.2f}x; direct ratio of medians = {speedup:.2f}x.")
