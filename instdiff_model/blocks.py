@@ -1,4 +1,5 @@
 """The 16 transformer blocks that carry a fuser and the 12 ScaleU output blocks of the SD1.5 UNet."""
+from .constants import CONTEXT_DIM
 
 # Official UNet module names in ComfyUI `transformer_index` order, with their channel widths.
 FUSER_BLOCKS = (
@@ -22,8 +23,6 @@ FUSER_BLOCKS = (
 
 # Channels of `h` (hence of scaleu_b_i) entering output block i = 0..11.
 SCALEU_CHANNELS = (1280,) * 7 + (640,) * 3 + (320,) * 2
-
-CONTEXT_DIM = 768
 
 
 def fuser_prefix(index: int) -> str:

@@ -1,7 +1,8 @@
 """Layout importers: the official InstanceDiffusion demo JSON and COCO-style annotations."""
 
 from .errors import InstDiffError
-from .layout import MAX_INSTANCES, MAX_SIDE, Instance, Layout, _short, decode_json
+from .constants import MAX_INSTANCES
+from .layout import MAX_SIDE, Instance, Layout, _short, decode_json
 from .preprocess import rasterize_polygon
 
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .constants import MAX_INSTANCES
 from .errors import InstDiffError
 
 SCHEMA = "instdiff.layout"
 VERSION = 1
-MAX_INSTANCES = 30
 MAX_SIDE = 8192
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 _INSTANCE_KEYS = {"caption", "box", "point", "scribble", "polygon", "mask", "color"}

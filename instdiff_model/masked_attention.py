@@ -31,12 +31,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .constants import N_GROUNDING, N_SLOT_GROUPS, N_SLOTS
 from .errors import InstDiffError
 
-N_SLOTS = 30
-N_SLOT_GROUPS = 4
-N_SEG_TOKENS = 64
-N_GROUNDING = N_SLOTS * N_SLOT_GROUPS + N_SEG_TOKENS
 REGION_CELL = 8  # pixels per side of a region cell: the VAE's downscale, so the region grid is the latent grid
 
 

@@ -5,13 +5,9 @@ from collections import deque
 import numpy as np
 import torch
 
+from .constants import MAX_INSTANCES, N_POLYGON_POINTS, N_SCRIBBLE_POINTS, SEG_SIZE, TEXT_DIM
 from .errors import InstDiffError
 
-N_SCRIBBLE_POINTS = 20
-N_POLYGON_POINTS = 256
-MAX_INSTANCES = 30
-TEXT_DIM = 768
-SEG_SIZE = 512
 
 # marching-squares segments per square case (bit 1 ul, 2 ur, 4 ll, 8 lr above level), low values
 # fully connected, lower values on the left of each segment: lists of (from, to) edge names

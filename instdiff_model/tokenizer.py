@@ -11,19 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .constants import MAX_INSTANCES, N_POLYGON_POINTS, N_SCRIBBLE_POINTS, N_SEG_TOKENS, SEG_SIZE, TEXT_DIM
 from .convnext import ConvNeXtTiny
 from .errors import InstDiffError
 from .fourier import fourier_embed
 
-MAX_INSTANCES = 30
-TEXT_DIM = 768
 MID_DIM = 3072
-N_SCRIBBLE_POINTS = 20
-N_POLYGON_POINTS = 256
-SEG_SIZE = 512
-SEG_TOKENS = 64
 SEG_FEATURE_DIM = 3072
-NUM_TOKENS = 4 * MAX_INSTANCES + SEG_TOKENS  # 184
 
 # name -> (drop boxes, drop points, drop scribbles, drop masks = polygons + segs); the official test_*.yaml flags
 DROP_CONFIGS = {
@@ -64,7 +58,7 @@ class InstanceTokenizer(nn.Module):
         scribble_dim, polygon_dim = 32 * 2 * N_SCRIBBLE_POINTS, 32 * 2 * N_POLYGON_POINTS
         self.in_conv = nn.Conv2d(MAX_INSTANCES, 3, 3, 1, 1)
         self.convnext_tiny_backbone = ConvNeXtTiny()
-        self.pos_embedding = nn.Parameter(torch.zeros(1, SEG_TOKENS, SEG_FEATURE_DIM))
+        self.pos_embedding = nn.Parameter(torch.zeros(1, N_SEG_TOKENS, SEG_FEATURE_DIM))
         self.linears_list = nn.ModuleList(
             [_mlp(TEXT_DIM + d) for d in (box_dim, point_dim, scribble_dim, polygon_dim)] + [_mlp(SEG_FEATURE_DIM)]
         )
@@ -106,13 +100,13 @@ class InstanceTokenizer(nn.Module):
     def _seg_tokens(self, segs: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """(B,30,h,w) masks -> (B,64,3072) tokens: ConvNeXt features where present, null feature elsewhere, + pos."""
         b = segs.shape[0]
-        tokens = self.null_seg_feature.view(1, 1, -1).expand(b, SEG_TOKENS, -1)
+        tokens = self.null_seg_feature.view(1, 1, -1).expand(b, N_SEG_TOKENS, -1)
         if bool(present.any()):
             idx = present.nonzero()[:, 0]
             x = F.interpolate(segs[idx], SEG_SIZE, mode="nearest")
             feat = self.convnext_tiny_backbone(self.in_conv(x))
             # raw reshape (B,768,8,8) -> (B,3072,64), as the official code does, then tokens first
-            feat = feat.reshape(len(idx), -1, SEG_TOKENS).permute(0, 2, 1)
+            feat = feat.reshape(len(idx), -1, N_SEG_TOKENS).permute(0, 2, 1)
             tokens = tokens.clone()
             tokens[idx] = feat
         return tokens + self.pos_embedding

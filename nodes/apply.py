@@ -1,4 +1,5 @@
 """Apply InstanceDiffusion node: a clone of the MODEL with fusers, ScaleU and (optionally) instance-masked attention."""
+from ..instdiff_model.constants import CONTEXT_DIM
 from ..instdiff_model.errors import InstDiffError
 from .patch import apply_patches
 
@@ -10,7 +11,7 @@ def check_sd15(model, instdiff) -> None:
     config = getattr(model.model, "model_config", None)
     unet = getattr(config, "unet_config", {}) or {}
     family = type(config).__name__ if config is not None else type(model.model).__name__
-    if (unet.get("context_dim") != 768 or unet.get("adm_in_channels") is not None
+    if (unet.get("context_dim") != CONTEXT_DIM or unet.get("adm_in_channels") is not None
             or list(unet.get("transformer_depth", [])) != TRANSFORMER_DEPTH or unet.get("use_linear_in_transformer")):
         raise InstDiffError(
             f"InstanceDiffusion works with SD1.5 models only, but this MODEL is {family}; "

@@ -1,9 +1,8 @@
 """Phrase embeddings from the host's CLIP: CLIP-L's pooled output before the text projection, one per caption."""
 import torch
 
+from ..instdiff_model.constants import TEXT_DIM
 from ..instdiff_model.errors import InstDiffError
-
-TEXT_DIM = 768
 
 
 def encode_captions(clip, captions: list) -> tuple:
@@ -22,7 +21,7 @@ def encode_captions(clip, captions: list) -> tuple:
                 "connect the CLIP output of your SD1.5 checkpoint loader")
         cond, pooled = clip.encode_from_tokens(tokens, return_pooled="unprojected")
         if pooled is None or pooled.shape[-1] != TEXT_DIM:
-            raise InstDiffError("the CLIP input gives no 768-d pooled output; connect SD1.5's CLIP (CLIP-L)")
+            raise InstDiffError(f"the CLIP input gives no {TEXT_DIM}-d pooled output; connect SD1.5's CLIP (CLIP-L)")
         out.append(pooled.reshape(-1, TEXT_DIM)[0].float().cpu())
         conds.append(cond)
     return (torch.stack(out) if out else torch.zeros(0, TEXT_DIM)), conds

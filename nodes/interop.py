@@ -7,8 +7,9 @@ import re
 import torch
 
 from ..instdiff_model import interop
+from ..instdiff_model.constants import MAX_INSTANCES
 from ..instdiff_model.errors import InstDiffError
-from ..instdiff_model.layout import MAX_INSTANCES, Layout
+from ..instdiff_model.layout import Layout
 
 CATEGORY = "InstanceDiffusion/layout"
 LAYOUT = "INSTANCE_LAYOUT"
