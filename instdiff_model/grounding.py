@@ -4,8 +4,9 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import InstDiffError
+from .geometry import instance_mask
 from .masked_attention import box_coverage, raster_coverage
-from .preprocess import instance_mask, layout_to_grounding_inputs, null_grounding_inputs
+from .preprocess import layout_to_grounding_inputs, null_grounding_inputs
 
 
 @dataclass(eq=False)

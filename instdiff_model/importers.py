@@ -2,23 +2,23 @@
 
 from .errors import InstDiffError
 from .constants import MAX_INSTANCES
-from .layout import MAX_SIDE, Instance, Layout, _short, decode_json
-from .preprocess import rasterize_polygon
+from .geometry import clamp, is_int, is_number, rasterize_polygon, short
+from .layout import MAX_SIDE, Instance, Layout, decode_json
 
 
 def _load(data, what: str) -> dict:
     data = decode_json(data, what)
     if not isinstance(data, dict):
-        raise InstDiffError(f"{what} must be a JSON object, got {_short(data)}")
+        raise InstDiffError(f"{what} must be a JSON object, got {short(data)}")
     return data
 
 
 def _fit_box(box, width, height, i: int, notes: list):
     """Clamp an [x, y, w, h] box to the image (official demos have boxes past the border); None if empty."""
-    if not (isinstance(box, list) and len(box) == 4 and all(_is_num(v) for v in box) and _is_dims(width, height)):
+    if not (isinstance(box, list) and len(box) == 4 and all(is_number(v) for v in box) and _is_dims(width, height)):
         return box  # left to Layout validation, which names the problem
-    x0, y0 = _clamp(box[0], width), _clamp(box[1], height)
-    x1, y1 = _clamp(box[0] + box[2], width), _clamp(box[1] + box[3], height)
+    x0, y0 = clamp(box[0], width), clamp(box[1], height)
+    x1, y1 = clamp(box[0] + box[2], width), clamp(box[1] + box[3], height)
     fitted = [x0, y0, x1 - x0, y1 - y0]
     if x1 <= x0 or y1 <= y0:
         notes.append(f"instance {i}: box {box} has no area inside the {width}x{height} image; box dropped")
@@ -47,7 +47,7 @@ def from_official_demo(data, notes: list | None = None) -> Layout:
     instances = []
     for i, anno in enumerate(annos):
         if not isinstance(anno, dict):
-            raise InstDiffError(f"instance {i}: expected an object, got {_short(anno)}")
+            raise InstDiffError(f"instance {i}: expected an object, got {short(anno)}")
         mask, polygon = anno.get("mask"), None
         if isinstance(mask, list):
             polygon = _rings(mask, data.get("width"), data.get("height"), i) if mask else None
@@ -65,10 +65,6 @@ def from_official_demo(data, notes: list | None = None) -> Layout:
             continue
         instances.append(inst)
     return Layout(width=data.get("width"), height=data.get("height"), caption=data.get("caption", ""), instances=instances)
-
-
-def _clamp(v: float, hi: float) -> float:
-    return min(max(v, 0.0), hi)
 
 
 def from_coco(data, image_id=None, caption: str | None = None, notes: list | None = None) -> Layout:
@@ -126,15 +122,15 @@ def from_coco(data, image_id=None, caption: str | None = None, notes: list | Non
 def _rings(seg: list, width, height, i: int) -> list:
     """COCO polygons [[x0, y0, x1, y1, ...], ...] (a single flat ring accepted) -> [[[x, y], ...], ...],
     vertices clamped to the image (they stick out by rounding in COCO exports)."""
-    if all(_is_num(v) for v in seg):
+    if all(is_number(v) for v in seg):
         seg = [seg]
     rings = []
     for j, flat in enumerate(seg):
-        if not isinstance(flat, list) or len(flat) % 2 or not all(_is_num(v) for v in flat):
+        if not isinstance(flat, list) or len(flat) % 2 or not all(is_number(v) for v in flat):
             raise InstDiffError(f"instance {i} polygon ring {j}: COCO polygons are flat [x0, y0, x1, y1, ...] lists")
         ring = [[flat[k], flat[k + 1]] for k in range(0, len(flat), 2)]
         if _is_dims(width, height):
-            ring = [[_clamp(x, width), _clamp(y, height)] for x, y in ring]
+            ring = [[clamp(x, width), clamp(y, height)] for x, y in ring]
         rings.append(ring)
     return rings
 
@@ -151,8 +147,4 @@ def _polygon_mask(rings: list, width, height, i: int, notes: list):
 
 
 def _is_dims(width, height) -> bool:
-    return all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (width, height))
-
-
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+    return all(is_int(v) and v > 0 for v in (width, height))

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InstDiffError
+from .geometry import clamp, instance_extent, instance_mask, number, resize_nearest, short
 from .layout import Instance, decode_json
-from .preprocess import rasterize_polygon
 
 BOX_FORMATS = ("xyxy", "xywh", "cxcywh", "xyxy_norm", "xywh_norm", "cxcywh_norm")
 BOX_FORMAT_HELP = {
@@ -58,20 +58,9 @@ class Detection:
     color: str | None = None
 
 
-def _short(v) -> str:
-    text = repr(v)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _num(v, where: str) -> float:
-    if hasattr(v, "item") and getattr(v, "ndim", 0) == 0:
-        v = v.item()
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise InstDiffError(f"{where}: expected a number, got {_short(v)}")
-    f = float(v)
-    if not math.isfinite(f):
-        raise InstDiffError(f"{where}: expected a finite number, got {_short(v)}")
-    return f
+    """geometry.number, also taking 0-d arrays / tensors (detector outputs)."""
+    return number(v.item() if hasattr(v, "item") and getattr(v, "ndim", 0) == 0 else v, where)
 
 
 def _tolist(v):
@@ -126,12 +115,12 @@ def from_bounding_box(value, frame: int = 0, what: str = "BOUNDING_BOX") -> list
         else:
             items = value
     else:
-        raise InstDiffError(f"{what}: expected a {{x, y, width, height}} dict or a list of them, got {_short(value)}")
+        raise InstDiffError(f"{what}: expected a {{x, y, width, height}} dict or a list of them, got {short(value)}")
     out = []
     for i, d in enumerate(items):
         where = f"{what} item {i}"
         if not isinstance(d, dict):
-            raise InstDiffError(f"{where}: expected a {{x, y, width, height}} dict, got {_short(d)}")
+            raise InstDiffError(f"{where}: expected a {{x, y, width, height}} dict, got {short(d)}")
         missing = [k for k in ("x", "y", "width", "height") if k not in d]
         if missing:
             raise InstDiffError(f"{where}: missing {missing}; core boxes are {{x, y, width, height}} in pixels")
@@ -161,20 +150,20 @@ def from_elements(value) -> list:
         value = [value]
     if not isinstance(value, (list, tuple)):
         raise InstDiffError(f"{what}: expected Create Bounding Boxes elements (a list of {{type, bbox, desc}}), "
-                            f"got {_short(value)}")
+                            f"got {short(value)}")
     out = []
     for i, el in enumerate(value):
         where = f"{what} item {i}"
         if not isinstance(el, dict) or "bbox" not in el:
             raise InstDiffError(f"{where}: expected {{type, bbox: [ymin, xmin, ymax, xmax] (0..1000), desc}}, "
-                                f"got {_short(el)}")
+                                f"got {short(el)}")
         bbox = _tolist(el["bbox"])
         if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
-            raise InstDiffError(f"{where}: bbox must be [ymin, xmin, ymax, xmax] on the 0..1000 grid, got {_short(bbox)}")
+            raise InstDiffError(f"{where}: bbox must be [ymin, xmin, ymax, xmax] on the 0..1000 grid, got {short(bbox)}")
         y0, x0, y1, x1 = (_num(v, f"{where} bbox") for v in bbox)
         x0, x1, y0, y1 = min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1)
         if x1 - x0 <= 0 or y1 - y0 <= 0:
-            raise InstDiffError(f"{where}: bbox {_short(list(bbox))} (ymin, xmin, ymax, xmax) has no area; "
+            raise InstDiffError(f"{where}: bbox {short(list(bbox))} (ymin, xmin, ymax, xmax) has no area; "
                                 "draw the box larger on the canvas")
         label = _text(el.get("desc")) or _text(el.get("text"))
         out.append(Detection(where, label, (x0, y0, x1 - x0, y1 - y0), size=(1000, 1000),
@@ -189,7 +178,7 @@ def box_to_xywh(box, box_format: str, size: tuple, where: str) -> tuple:
         raise InstDiffError(f"box_format {box_format!r} unknown; use one of {list(BOX_FORMATS)}")
     box = _tolist(box)
     if not isinstance(box, (list, tuple)) or len(box) != 4:
-        raise InstDiffError(f"{where}: expected 4 numbers ({BOX_FORMAT_HELP[box_format]}), got {_short(box)}")
+        raise InstDiffError(f"{where}: expected 4 numbers ({BOX_FORMAT_HELP[box_format]}), got {short(box)}")
     a, b, c, d = (_num(v, where) for v in box)
     if box_format.endswith("_norm"):
         a, c = a * size[0], c * size[0]
@@ -203,7 +192,7 @@ def box_to_xywh(box, box_format: str, size: tuple, where: str) -> tuple:
         x, y, w, h = a - c / 2, b - d / 2, c, d
     if w <= 0 or h <= 0:
         raise InstDiffError(
-            f"{where}: {_short(list(box))} has zero or negative size as {box_format} ({BOX_FORMAT_HELP[box_format]}); "
+            f"{where}: {short(list(box))} has zero or negative size as {box_format} ({BOX_FORMAT_HELP[box_format]}); "
             "check box_format"
         )
     return (x, y, w, h)
@@ -230,7 +219,7 @@ def from_box_list(value, box_format: str, size: tuple, frame: int = 0, what: str
         labels = _tolist(value.get("labels") or [])
         value = _tolist(value["bboxes"])
     if not isinstance(value, (list, tuple)):
-        raise InstDiffError(f"{what}: expected a list of boxes, got {_short(value)}")
+        raise InstDiffError(f"{what}: expected a list of boxes, got {short(value)}")
     value = list(value)
     if len(value) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         value = [value]  # one bare box
@@ -265,7 +254,7 @@ def _seg_field(seg, name: str, index: int):
 def _xyxy4(v, where: str) -> tuple:
     v = _tolist(v)
     if not isinstance(v, (list, tuple)) or len(v) != 4:
-        raise InstDiffError(f"{where}: expected [x1, y1, x2, y2] pixels, got {_short(v)}")
+        raise InstDiffError(f"{where}: expected [x1, y1, x2, y2] pixels, got {short(v)}")
     return tuple(_num(c, where) for c in v)
 
 
@@ -276,10 +265,10 @@ def from_segs(segs, use_masks: bool = True, threshold: float = 0.5) -> list:
     if segs is None:
         return []
     if not (isinstance(segs, (list, tuple)) and len(segs) == 2 and isinstance(segs[1], (list, tuple))):
-        raise InstDiffError(f"{what}: expected ((height, width), [SEG, ...]) from Impact Pack, got {_short(segs)}")
+        raise InstDiffError(f"{what}: expected ((height, width), [SEG, ...]) from Impact Pack, got {short(segs)}")
     shape = _tolist(segs[0])
     if not (isinstance(shape, (list, tuple)) and len(shape) >= 2):
-        raise InstDiffError(f"{what}: first element must be the image (height, width), got {_short(shape)}")
+        raise InstDiffError(f"{what}: first element must be the image (height, width), got {short(shape)}")
     h, w = int(_num(shape[0], f"{what} height")), int(_num(shape[1], f"{what} width"))
     if h <= 0 or w <= 0:
         raise InstDiffError(f"{what}: image size {h}x{w} (HxW) is empty")
@@ -340,16 +329,6 @@ def from_masks(masks, threshold: float = 0.5) -> list:
 
 
 # -------------------------------------------------------------------------------------- detections -> layout
-def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Nearest-neighbour resize of an (h, w) bool mask to (height, width), sampling pixel centres."""
-    h, w = mask.shape
-    if (h, w) == (height, width):
-        return mask
-    rows = np.minimum(((np.arange(height) + 0.5) * h / height).astype(np.int64), h - 1)
-    cols = np.minimum(((np.arange(width) + 0.5) * w / width).astype(np.int64), w - 1)
-    return mask[rows[:, None], cols[None, :]]
-
-
 def parse_captions(text: str) -> list:
     """Multiline captions -> one entry per line ('' keeps the detected label); trailing blank lines dropped."""
     lines = [ln.strip() for ln in (text or "").splitlines()]
@@ -396,8 +375,7 @@ def detections_to_instances(detections: list, width: int, height: int, *, source
         if det.box is not None:
             x, y, w, h = det.box
             x0, y0, x1, y1 = x * sx, y * sy, (x + w) * sx, (y + h) * sy
-            c0, d0 = min(max(x0, 0.0), width), min(max(y0, 0.0), height)
-            c1, d1 = min(max(x1, 0.0), width), min(max(y1, 0.0), height)
+            c0, d0, c1, d1 = clamp(x0, width), clamp(y0, height), clamp(x1, width), clamp(y1, height)
             if c1 - c0 <= 0 or d1 - d0 <= 0:
                 raise InstDiffError(
                     f"{det.source}: box [{x0:g}, {y0:g}, {x1:g}, {y1:g}] (x1, y1, x2, y2 in layout pixels) lies "
@@ -413,7 +391,7 @@ def detections_to_instances(detections: list, width: int, height: int, *, source
             box = (c0, d0, c1 - c0, d1 - d0)
         mask = None
         if det.mask is not None:
-            mask = resize_mask(det.mask, height, width)
+            mask = resize_nearest(det.mask, height, width)
             if not mask.any():
                 raise InstDiffError(f"{det.source}: mask vanishes when resized to the {width}x{height} layout")
         out.append(Instance(caption=caption, box=box, mask=mask, color=det.color))
@@ -421,21 +399,6 @@ def detections_to_instances(detections: list, width: int, height: int, *, source
 
 
 # -------------------------------------------------------------------------------- layout -> core BOUNDING_BOX
-def instance_extent(inst, width: int, height: int):
-    """(x0, y0, x1, y1) pixels of an instance's box / mask / polygon / scribble; None for a point-only one."""
-    if inst.box is not None:
-        x, y, w, h = inst.box
-        return (x, y, x + w, y + h)
-    if inst.mask is not None:
-        rows, cols = np.nonzero(inst.mask)
-        return (float(cols.min()), float(rows.min()), float(cols.max() + 1), float(rows.max() + 1))
-    for shapes in (inst.polygon, inst.scribble):
-        if shapes is not None:
-            pts = np.concatenate([np.asarray(s, dtype=np.float64) for s in shapes])
-            return (float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max()))
-    return None
-
-
 def _box_metadata(inst) -> dict:
     """Create Bounding Boxes metadata: our caption as `desc`; `palette` (the box's colours, drawn by the canvas
     and sent to Ideogram as color_palette) only holds the instance's own colour when one was set."""
@@ -450,7 +413,7 @@ def layout_to_bounding_boxes(layouts: list, round_to_pixels: bool = True) -> lis
     for lay in layouts:
         boxes = []
         for inst in lay.instances:
-            ext = instance_extent(inst, lay.width, lay.height)
+            ext = instance_extent(inst)
             if ext is None:
                 continue
             x0, y0, x1, y1 = ext
@@ -476,12 +439,9 @@ def layout_masks(layout) -> tuple:
     extent. Returns (masks (N, H, W) float32, captions list)."""
     masks, captions = [], []
     for inst in layout.instances:
-        if inst.mask is not None:
-            m = inst.mask
-        elif inst.polygon is not None:
-            m = rasterize_polygon(inst.polygon, layout.height, layout.width)
-        else:
-            ext = instance_extent(inst, layout.width, layout.height)
+        m = instance_mask(inst, layout.height, layout.width)
+        if m is None:
+            ext = instance_extent(inst)
             if ext is None:
                 continue
             m = np.zeros((layout.height, layout.width), dtype=bool)

@@ -12,7 +12,6 @@ Out-of-image policy: anything outside [0, W] x [0, H] (or a mask of another size
 InstDiffError naming the instance index, the field and the fix; nothing is clipped silently.
 """
 import json
-import math
 import re
 from dataclasses import dataclass, field
 
@@ -20,6 +19,8 @@ import numpy as np
 
 from .constants import MAX_INSTANCES
 from .errors import InstDiffError
+from .geometry import clamp, is_int, number, resize_nearest, short
+from .rle import rle_decode, rle_encode
 
 SCHEMA = "instdiff.layout"
 VERSION = 1
@@ -27,87 +28,6 @@ MAX_SIDE = 8192
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 _INSTANCE_KEYS = {"caption", "box", "point", "scribble", "polygon", "mask", "color"}
 _LAYOUT_KEYS = {"schema", "version", "width", "height", "caption", "instances"}
-
-
-def rle_decode(rle, height: int, width: int, where: str = "mask") -> np.ndarray:
-    """COCO RLE ({"size": [h, w], "counts": str | [int]}, column-major runs starting with 0s) -> (h, w) bool."""
-    if not isinstance(rle, dict) or "counts" not in rle or "size" not in rle:
-        raise InstDiffError(f'{where}: expected COCO RLE {{"size": [h, w], "counts": ...}}, got {_short(rle)}')
-    size = rle["size"]
-    if not (isinstance(size, list) and len(size) == 2 and all(_is_int(s) and s >= 0 for s in size)):
-        raise InstDiffError(f"{where}: RLE size must be [height, width] integers, got {_short(size)}")
-    if list(size) != [height, width]:
-        raise InstDiffError(
-            f"{where}: mask is {size[0]}x{size[1]} (HxW) but the image is {height}x{width}; resize the mask to the image size"
-        )
-    counts = rle["counts"]
-    if isinstance(counts, (bytes, str)):
-        counts = _counts_from_string(counts.decode("ascii", "replace") if isinstance(counts, bytes) else counts, where)
-    elif not (isinstance(counts, list) and all(_is_int(c) and c >= 0 for c in counts)):
-        raise InstDiffError(f"{where}: RLE counts must be a string or a list of non-negative integers")
-    if sum(counts) != height * width:
-        raise InstDiffError(
-            f"{where}: RLE run lengths sum to {sum(counts)}, expected height*width = {height * width}; re-encode the mask"
-        )
-    values = np.zeros(len(counts), dtype=bool)
-    values[1::2] = True
-    flat = np.repeat(values, np.asarray(counts, dtype=np.int64))
-    return flat.reshape(width, height).T.copy()
-
-
-def rle_encode(mask: np.ndarray) -> dict:
-    """(h, w) bool -> COCO compressed RLE {"size": [h, w], "counts": str}."""
-    h, w = mask.shape
-    flat = np.asarray(mask, dtype=bool).T.ravel()
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    bounds = np.concatenate([[0], change, [flat.size]])
-    counts = np.diff(bounds).tolist()
-    if flat.size and flat[0]:
-        counts = [0] + counts
-    return {"size": [h, w], "counts": _counts_to_string(counts)}
-
-
-def _counts_to_string(counts: list) -> str:
-    out = []
-    for i, x in enumerate(counts):
-        if i > 2:
-            x -= counts[i - 2]
-        more = True
-        while more:
-            c = x & 0x1F
-            x >>= 5
-            more = (x != -1) if (c & 0x10) else (x != 0)
-            out.append(chr(c + 48 + (0x20 if more else 0)))
-    return "".join(out)
-
-
-def _counts_from_string(s: str, where: str) -> list:
-    counts, p = [], 0
-    while p < len(s):
-        x, k, more = 0, 0, True
-        while more:
-            if p >= len(s):
-                raise InstDiffError(f"{where}: truncated compressed RLE string")
-            c = ord(s[p]) - 48
-            if not 0 <= c < 64:
-                raise InstDiffError(f"{where}: invalid character {s[p]!r} in compressed RLE string")
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p += 1
-            k += 1
-            if not more and (c & 0x10):
-                x |= -1 << (5 * k)
-        if len(counts) > 2:
-            x += counts[-2]
-        if x < 0:
-            raise InstDiffError(f"{where}: compressed RLE string decodes to a negative run length")
-        counts.append(x)
-    return counts
-
-
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def decode_json(data, what: str):
@@ -120,31 +40,15 @@ def decode_json(data, what: str):
     return data
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _number(v, where: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise InstDiffError(f"{where}: expected a number, got {_short(v)}")
-    try:
-        f = float(v)
-    except OverflowError:
-        f = math.inf
-    if not math.isfinite(f):
-        raise InstDiffError(f"{where}: expected a finite number, got {_short(v)}")
-    return f
-
-
 def _xy(v, where: str) -> tuple:
     if not isinstance(v, (list, tuple)) or len(v) != 2:
-        raise InstDiffError(f"{where}: expected an [x, y] pair, got {_short(v)}")
-    return (_number(v[0], where), _number(v[1], where))
+        raise InstDiffError(f"{where}: expected an [x, y] pair, got {short(v)}")
+    return (number(v[0], where), number(v[1], where))
 
 
 def _xy_list(v, where: str) -> list:
     if not isinstance(v, (list, tuple)) or not v:
-        raise InstDiffError(f"{where}: expected a non-empty list of [x, y] points, got {_short(v)}")
+        raise InstDiffError(f"{where}: expected a non-empty list of [x, y] points, got {short(v)}")
     return [_xy(p, f"{where}[{j}]") for j, p in enumerate(v)]
 
 
@@ -194,12 +98,12 @@ class Layout:
     instances: list = field(default_factory=list)
 
     def __post_init__(self):
-        if not (_is_int(self.width) and _is_int(self.height) and 0 < self.width <= MAX_SIDE and 0 < self.height <= MAX_SIDE):
+        if not (is_int(self.width) and is_int(self.height) and 0 < self.width <= MAX_SIDE and 0 < self.height <= MAX_SIDE):
             raise InstDiffError(
-                f"layout width/height must be integers in 1..{MAX_SIDE}, got {_short(self.width)} x {_short(self.height)}"
+                f"layout width/height must be integers in 1..{MAX_SIDE}, got {short(self.width)} x {short(self.height)}"
             )
         if not isinstance(self.caption, str):
-            raise InstDiffError(f"layout caption must be a string, got {_short(self.caption)}")
+            raise InstDiffError(f"layout caption must be a string, got {short(self.caption)}")
         if not isinstance(self.instances, (list, tuple)):
             raise InstDiffError("layout instances must be a list")
         self.instances = list(self.instances)
@@ -211,7 +115,7 @@ class Layout:
             )
         for i, inst in enumerate(self.instances):
             if not isinstance(inst, Instance):
-                raise InstDiffError(f"instance {i}: expected an Instance, got {_short(inst)}")
+                raise InstDiffError(f"instance {i}: expected an Instance, got {short(inst)}")
             self._check(i, inst)
 
     def _check(self, i: int, inst: Instance) -> None:
@@ -228,8 +132,8 @@ class Layout:
 
         if inst.box is not None:
             if not isinstance(inst.box, (list, tuple)) or len(inst.box) != 4:
-                raise InstDiffError(f"instance {i} box: expected [x, y, width, height] in pixels, got {_short(inst.box)}")
-            x, y, bw, bh = (_number(v, f"instance {i} box") for v in inst.box)
+                raise InstDiffError(f"instance {i} box: expected [x, y, width, height] in pixels, got {short(inst.box)}")
+            x, y, bw, bh = (number(v, f"instance {i} box") for v in inst.box)
             if bw <= 0 or bh <= 0:
                 raise InstDiffError(
                     f"instance {i} box: zero or negative area ({bw:g} x {bh:g}); give a positive width and height"
@@ -265,7 +169,7 @@ class Layout:
                 m = rle_decode(m, h, w, f"instance {i} mask")
             if not isinstance(m, np.ndarray) or m.dtype.kind not in "biuf":
                 raise InstDiffError(
-                    f"instance {i} mask: expected a COCO RLE object or a 2-D bool/number array, got {_short(m)}"
+                    f"instance {i} mask: expected a COCO RLE object or a 2-D bool/number array, got {short(m)}"
                 )
             if m.ndim != 2:
                 raise InstDiffError(f"instance {i} mask: expected a 2-D array, got shape {m.shape}")
@@ -279,7 +183,7 @@ class Layout:
                 raise InstDiffError(f"instance {i} mask: empty (all zero); paint the instance or remove the mask")
             inst.mask = m
         if inst.color is not None and not (isinstance(inst.color, str) and _COLOR.fullmatch(inst.color)):
-            raise InstDiffError(f"instance {i} color: expected '#rrggbb', got {_short(inst.color)}")
+            raise InstDiffError(f"instance {i} color: expected '#rrggbb', got {short(inst.color)}")
         if all(v is None for v in (inst.box, inst.point, inst.scribble, inst.polygon, inst.mask)):
             raise InstDiffError(
                 f"instance {i} ({inst.caption!r}): no location; give a box, point, scribble, polygon or mask"
@@ -290,12 +194,12 @@ class Layout:
         """Parse a JSON string or an already-decoded dict; any problem raises InstDiffError."""
         data = decode_json(data, "layout")
         if not isinstance(data, dict):
-            raise InstDiffError(f'layout must be a JSON object with "schema": "{SCHEMA}", got {_short(data)}')
+            raise InstDiffError(f'layout must be a JSON object with "schema": "{SCHEMA}", got {short(data)}')
         if data.get("schema") != SCHEMA:
-            raise InstDiffError(f'layout "schema" must be "{SCHEMA}", got {_short(data.get("schema"))}')
-        if data.get("version") != VERSION or not _is_int(data.get("version")):
+            raise InstDiffError(f'layout "schema" must be "{SCHEMA}", got {short(data.get("schema"))}')
+        if data.get("version") != VERSION or not is_int(data.get("version")):
             raise InstDiffError(
-                f"unknown layout schema version {_short(data.get('version'))}; this build reads version {VERSION}"
+                f"unknown layout schema version {short(data.get('version'))}; this build reads version {VERSION}"
             )
         unknown = sorted(str(k) for k in data if k not in _LAYOUT_KEYS)
         if unknown:
@@ -306,7 +210,7 @@ class Layout:
         instances = []
         for i, item in enumerate(raw):
             if not isinstance(item, dict):
-                raise InstDiffError(f"instance {i}: expected an object, got {_short(item)}")
+                raise InstDiffError(f"instance {i}: expected an object, got {short(item)}")
             unknown = sorted(str(k) for k in item if k not in _INSTANCE_KEYS)
             if unknown:
                 raise InstDiffError(f"instance {i}: unknown field(s) {unknown}; allowed: {sorted(_INSTANCE_KEYS)}")
@@ -331,15 +235,7 @@ ORIGIN_SEED, ORIGIN_EDITED, ORIGIN_USER = "seed", "edited", "user"
 
 
 def _clip_xy(p, sx, sy, w, h) -> tuple:
-    return (min(max(p[0] * sx, 0.0), float(w)), min(max(p[1] * sy, 0.0), float(h)))
-
-
-def _resample_mask(mask, w: int, h: int):
-    """Nearest-neighbour resize of an (H, W) bool mask, sampling pixel centres."""
-    sh, sw = mask.shape
-    ys = np.minimum(sh - 1, np.floor((np.arange(h) + 0.5) * sh / h).astype(np.int64))
-    xs = np.minimum(sw - 1, np.floor((np.arange(w) + 0.5) * sw / w).astype(np.int64))
-    return mask[ys][:, xs]
+    return (clamp(p[0] * sx, float(w)), clamp(p[1] * sy, float(h)))
 
 
 def scale_instance(inst: Instance, sw: int, sh: int, w: int, h: int) -> Instance:
@@ -355,7 +251,7 @@ def scale_instance(inst: Instance, sw: int, sh: int, w: int, h: int) -> Instance
         box = (x0, y0, max(x1 - x0, 1e-3), max(y1 - y0, 1e-3))
     pt = None if inst.point is None else _clip_xy(inst.point, sx, sy, w, h)
     lines = lambda v: None if v is None else [[_clip_xy(q, sx, sy, w, h) for q in s] for s in v]
-    mask = None if inst.mask is None else _resample_mask(inst.mask, w, h)
+    mask = None if inst.mask is None else resize_nearest(inst.mask, h, w)
     return Instance(caption=inst.caption, box=box, point=pt, scribble=lines(inst.scribble),
                     polygon=lines(inst.polygon), mask=mask, color=inst.color)
 

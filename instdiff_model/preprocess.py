@@ -7,6 +7,7 @@ import torch
 
 from .constants import MAX_INSTANCES, N_POLYGON_POINTS, N_SCRIBBLE_POINTS, SEG_SIZE, TEXT_DIM
 from .errors import InstDiffError
+from .geometry import instance_extent, instance_mask, rasterize_polygon, resize_nearest  # noqa: F401 (re-exported)
 
 
 # marching-squares segments per square case (bit 1 ul, 2 ur, 4 ll, 8 lr above level), low values
@@ -204,60 +205,13 @@ def attention_mask_from_box(box_xyxy, size: int) -> np.ndarray:
     return att
 
 
-def resize_nearest(mask: np.ndarray, size: int = 512) -> np.ndarray:
-    """PIL Image.NEAREST resize of a 2-D mask to (size, size): source index floor((i + 0.5) * in / out)."""
-    mask = np.asarray(mask)
-    h, w = mask.shape
-    rows = np.minimum(((np.arange(size) + 0.5) * h / size).astype(np.int64), h - 1)
-    cols = np.minimum(((np.arange(size) + 0.5) * w / size).astype(np.int64), w - 1)
-    return mask[rows[:, None], cols[None, :]]
-
-
-def rasterize_polygon(rings, height: int, width: int) -> np.ndarray:
-    """(H, W) bool union of the rings, each filled even-odd at pixel centres (x + 0.5, y + 0.5).
-
-    Stand-in for pycocotools' polygon rasteriser (COCO merges rings by union); not bit-identical to it.
-    """
-    out = np.zeros((height, width), dtype=bool)
-    ys = np.arange(height) + 0.5
-    xs = np.arange(width) + 0.5
-    for ring in rings:
-        pts = np.asarray(ring, dtype=np.float64)
-        x0, y0 = pts[:, 0], pts[:, 1]
-        x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
-        inside = np.zeros((height, width), dtype=bool)
-        for ax, ay, bx, by in zip(x0, y0, x1, y1):
-            if ay == by:
-                continue
-            rows = (ys >= min(ay, by)) & (ys < max(ay, by))
-            cross = ax + (ys[rows] - ay) * (bx - ax) / (by - ay)
-            inside[rows] ^= xs[None, :] < cross[:, None]
-        out |= inside
-    return out
-
-
-def instance_mask(inst, height: int, width: int):
-    """The instance's mask (bool (H, W)): its mask, else its rasterised polygon, else None."""
-    if inst.mask is not None:
-        return inst.mask
-    if inst.polygon is not None:
-        return rasterize_polygon(inst.polygon, height, width)
-    return None
-
-
 def _box_xyxy(inst, width: int, height: int) -> list:
     """Normalised box: the given box, else the extent of the mask / polygon / scribble, else zeros
     (a point-only instance, as in the official inference.py)."""
-    if inst.box is not None:
-        return rescale_box(inst.box, width, height)
-    if inst.mask is not None:
-        rows, cols = np.nonzero(inst.mask)
-        return [cols.min() / width, rows.min() / height, (cols.max() + 1) / width, (rows.max() + 1) / height]
-    for shapes in (inst.polygon, inst.scribble):
-        if shapes is not None:
-            pts = np.concatenate([np.asarray(s, dtype=np.float64) for s in shapes])
-            return [pts[:, 0].min() / width, pts[:, 1].min() / height, pts[:, 0].max() / width, pts[:, 1].max() / height]
-    return [0.0, 0.0, 0.0, 0.0]
+    ext = instance_extent(inst)
+    if ext is None:
+        return [0.0, 0.0, 0.0, 0.0]
+    return [ext[0] / width, ext[1] / height, ext[2] / width, ext[3] / height]
 
 
 def null_grounding_inputs(batch: int = 1) -> dict:

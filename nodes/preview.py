@@ -3,6 +3,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from ..instdiff_model.geometry import instance_extent
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4",
            "#469990", "#dcbeff", "#9a6324", "#fffac8", "#800000", "#aaffc3", "#808000", "#ffd8b1", "#000075",
@@ -66,8 +67,8 @@ def draw_layout(layout, background: Image.Image | None = None) -> Image.Image:
             draw.ellipse([px - r, py - r, px + r, py + r], fill=col, outline=(255, 255, 255))
             anchor = anchor or (px + r, py - r)
         if anchor is None and inst.mask is not None:
-            rows, cols = np.nonzero(inst.mask)
-            anchor = (int(cols.min()), int(rows.min()))
+            x0, y0 = instance_extent(inst)[:2]
+            anchor = (int(x0), int(y0))
         labels.append((f"{i}: {inst.caption}", (anchor[0] + width, anchor[1] + width), col))
     if not layout.instances:
         return base

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from instdiff_model.errors import InstDiffError
+from instdiff_model.geometry import rasterize_polygon
 from instdiff_model.importers import from_coco, from_official_demo
-from instdiff_model.preprocess import rasterize_polygon
 
 # A COCO-style export (val2017 image 139's first "person", coordinates shifted into a 200 x 150 crop, and a
 # second person made of two parts) written into the demo format's `mask` field.

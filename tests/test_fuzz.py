@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 from instdiff_model.constants import N_GROUNDING as NUM_TOKENS
 from instdiff_model.errors import InstDiffError
 from instdiff_model.importers import from_coco, from_official_demo
-from instdiff_model.layout import Instance, Layout, rle_encode
+from instdiff_model.layout import Instance, Layout
 from instdiff_model.preprocess import layout_to_grounding_inputs
+from instdiff_model.rle import rle_encode
 from instdiff_model.tokenizer import choose_drop_config
 
 # INSTDIFF_FUZZ_EXAMPLES overrides the case count (e.g. 100 for a quick local pass)

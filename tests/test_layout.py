@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from instdiff_model.errors import InstDiffError
 from instdiff_model.importers import from_coco, from_official_demo
-from instdiff_model.layout import Instance, Layout, rle_decode, rle_encode
+from instdiff_model.layout import Instance, Layout
+from instdiff_model.rle import rle_decode, rle_encode
 
 
 def doc(*instances, width=512, height=256, **extra):
