@@ -3,6 +3,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .constants import CONTEXT_DIM
+
 
 class GEGLU(nn.Module):
     """Linear C -> 2*inner, value * GELU(gate) (exact erf GELU)."""
@@ -69,7 +71,7 @@ class SelfAttention(nn.Module):
 class GatedSelfAttentionDense(nn.Module):
     """x += s*tanh(alpha_attn)*SA(norm1([x, linear(objs)]))[:N]; x += s*tanh(alpha_dense)*ff(norm2(x))."""
 
-    def __init__(self, query_dim: int, context_dim: int = 768, n_heads: int = 8, d_head: int = None):
+    def __init__(self, query_dim: int, context_dim: int = CONTEXT_DIM, n_heads: int = 8, d_head: int = None):
         super().__init__()
         d_head = query_dim // n_heads if d_head is None else d_head
         self.linear = nn.Linear(context_dim, query_dim)

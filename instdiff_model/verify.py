@@ -10,6 +10,7 @@ import torch
 from safetensors.numpy import load_file
 
 from . import preprocess as P
+from .constants import CONTEXT_DIM
 from .formula import fill_module, formula_tensor
 from .fourier import fourier_embed, freq_bands
 from .tokenizer import DROP_CONFIGS, InstanceTokenizer
@@ -89,7 +90,7 @@ def check_fuser(meta, tensors, ctx) -> float:
     from .fuser import GatedSelfAttentionDense
 
     c = int(meta["query_dim"])
-    fuser = GatedSelfAttentionDense(c, int(meta.get("context_dim", 768)), int(meta.get("n_heads", 8)), int(meta.get("d_head", c // 8)))
+    fuser = GatedSelfAttentionDense(c, int(meta.get("context_dim", CONTEXT_DIM)), int(meta.get("n_heads", 8)), int(meta.get("d_head", c // 8)))
     fill_module(fuser, ctx.salt(meta), meta["weights"]["key_prefix"])
     objs = tensors.get("in.objs")
     if objs is None:
