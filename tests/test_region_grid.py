@@ -131,7 +131,8 @@ MEMORY_PROBE = textwrap.dedent("""
                           for i in range(30)])[None]
     before = int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize()
     regions, present = instance_regions(layout, {{"boxes": boxes, "masks": torch.ones(1, 30)}})
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM: this process's own peak (ru_maxrss would carry the peak of a big parent process over fork + exec)
+    peak = [int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
     print(regions.nbytes, str(regions.dtype), tuple(regions.shape), peak - before, float(regions[29].float().mean()))
 """)
 
