@@ -52,7 +52,7 @@ def fix_empty_latent_channels(model, latent):
     return latent if fix is None else fix(model, latent)
 
 
-def compute_dtype(model):
+def unet_compute_dtype(model):
     """The dtype a MODEL's UNet computes in (an fp8-weight UNet computes in its manual-cast dtype)."""
     inner = model.model
     return getattr(inner, "manual_cast_dtype", None) or inner.get_dtype()

@@ -70,7 +70,7 @@ def auto_max_batch(model, latent: torch.Tensor, masked: bool) -> int:
     if model.load_device.type == "cpu":
         return 0
     shape = list(latent.shape)
-    element = torch.empty((), dtype=host_api.compute_dtype(model)).element_size()
+    element = torch.empty((), dtype=host_api.unet_compute_dtype(model)).element_size()
     per_latent = model.memory_required([2] + shape[1:]) + fuser_bytes_per_latent(shape[-2], shape[-1], element, masked)
     return latents_per_pass(host_api.free_memory_for(model), per_latent, shape[0])
 
