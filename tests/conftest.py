@@ -29,15 +29,42 @@ def pack():
 
 @pytest.fixture(scope="session")
 def tiny(pack):
-    """The in-process pack's modules by name, and builders of the tiny SD1.5 UNet (32 channels) and of the formula
-    InstanceDiffusion weights at its width (a new object per call: tests never share mutable models)."""
+    """The in-process pack's modules by name, and builders of the tiny SD1.5 UNet (32 channels), of the formula
+    InstanceDiffusion weights at its width, of a two-box layout and of a test's set-up from them (`env`); each call
+    builds new objects: tests never share mutable models."""
     import importlib
     import types
+
+    import torch
     random_models = importlib.import_module("scripts.random_models")
 
     def mod(name):
         return importlib.import_module(f"{pack.__name__}.{name}")
 
-    return types.SimpleNamespace(
-        mod=mod, unet=lambda seed: random_models.random_sd15_model(seed, 32),
-        instdiff=lambda salt: mod("instdiff_model.model").InstanceDiffusionModel.from_formula(salt, 32))
+    def unet(seed):
+        return random_models.random_sd15_model(seed, 32)
+
+    def instdiff(salt):
+        return mod("instdiff_model.model").InstanceDiffusionModel.from_formula(salt, 32)
+
+    def layout(a, b):
+        """128x128, caption "c": "a cube" at box a and "a ball" at box b (x, y, w, h pixels)."""
+        L = mod("instdiff_model.layout")
+        return L.Layout(width=128, height=128, caption="c", instances=[
+            L.Instance(caption="a cube", box=a), L.Instance(caption="a ball", box=b)])
+
+    def env(unet_seed, salt, layout=None, grounding=False):
+        """mod, the tiny UNet `model` (unet_seed), the formula `instdiff` (salt) and `layout`; `ground(tokenizer)`
+        builds the layout's sd15 grounding (sample seed 0) from phrase embeddings seeded 1 by tokenizer (default: the
+        weights' position net); with grounding=True, `grounding` is ground() (else None)."""
+        model, weights = unet(unet_seed), instdiff(salt)
+
+        def ground(tokenizer=None):
+            emb = torch.randn(len(layout.instances), 768, generator=torch.Generator().manual_seed(1))
+            net = weights.position_net if tokenizer is None else tokenizer
+            return mod("instdiff_model.grounding").build_grounding(net, [layout], [emb], "sd15", 0)
+
+        return types.SimpleNamespace(mod=mod, model=model, instdiff=weights, layout=layout, ground=ground,
+                                     grounding=ground() if grounding else None)
+
+    return types.SimpleNamespace(mod=mod, unet=unet, instdiff=instdiff, layout=layout, env=env)

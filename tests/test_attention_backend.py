@@ -1,6 +1,5 @@
 """The fusers run on the host's attention function (the user's backend), with the same result as plain SDPA."""
 import importlib
-import types
 
 import pytest
 import torch
@@ -8,16 +7,9 @@ import torch
 
 @pytest.fixture(scope="module")
 def env(tiny):
-    mod = tiny.mod
-    model = tiny.unet(5)
-    instdiff = tiny.instdiff("attention")
-    L = mod("instdiff_model.layout")
-    layout = L.Layout(width=128, height=128, caption="c", instances=[
-        L.Instance(caption="a cube", box=(8, 8, 60, 50)), L.Instance(caption="a ball", box=(50, 40, 70, 80))])
-    emb = [torch.randn(2, 768, generator=torch.Generator().manual_seed(1))]
-    grounding = mod("instdiff_model.grounding").build_grounding(instdiff.position_net, [layout], emb, "sd15", 0)
-    return types.SimpleNamespace(mod=mod, model=model, instdiff=instdiff, grounding=grounding,
-                                 attention=importlib.import_module("comfy.ldm.modules.attention"))
+    env = tiny.env(5, "attention", tiny.layout((8, 8, 60, 50), (50, 40, 70, 80)), grounding=True)
+    env.attention = importlib.import_module("comfy.ldm.modules.attention")
+    return env
 
 
 CASES = [(False, 1), (True, 1), (True, 2)]  # (masked attention, latents per chunk): 2 latents share one layout frame

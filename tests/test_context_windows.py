@@ -9,10 +9,7 @@ FRAMES = 6
 
 @pytest.fixture(scope="module")
 def env(tiny):
-    mod = tiny.mod
-    model = tiny.unet(7)
-    instdiff = tiny.instdiff("windows")
-    return types.SimpleNamespace(mod=mod, model=model, instdiff=instdiff)
+    return tiny.env(7, "windows")
 
 
 def moving_box(env, frames):

@@ -1,7 +1,6 @@
 """GPU citizenship on the CPU: the dtype policy (no run changes another's results), host model management, caches."""
 import copy
 import importlib
-import types
 
 import pytest
 import torch
@@ -9,19 +8,11 @@ import torch
 
 @pytest.fixture(scope="module")
 def env(tiny):
-    mod = tiny.mod
-    model = tiny.unet(5)
-    instdiff = tiny.instdiff("citizen")
-    L = mod("instdiff_model.layout")
-    layout = L.Layout(width=128, height=128, caption="c", instances=[
-        L.Instance(caption="a cube", box=(8, 10, 60, 70)), L.Instance(caption="a ball", box=(70, 60, 50, 60))])
-    return types.SimpleNamespace(mod=mod, model=model, instdiff=instdiff, layout=layout)
+    return tiny.env(5, "citizen", tiny.layout((8, 10, 60, 70), (70, 60, 50, 60)))
 
 
 def grounding(env, tokenizer=None):
-    emb = torch.randn(2, 768, generator=torch.Generator().manual_seed(1))
-    tokenizer = env.mod("nodes.tokenizer").load_position_net(env.instdiff) if tokenizer is None else tokenizer
-    return env.mod("instdiff_model.grounding").build_grounding(tokenizer, [env.layout], [emb], "sd15", 0)
+    return env.ground(env.mod("nodes.tokenizer").load_position_net(env.instdiff) if tokenizer is None else tokenizer)
 
 
 def patched_model(env, masked=True):

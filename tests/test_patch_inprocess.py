@@ -7,10 +7,7 @@ import torch
 
 @pytest.fixture(scope="module")
 def env(tiny):
-    mod = tiny.mod
-    model = tiny.unet(3)
-    instdiff = tiny.instdiff("inproc")
-    return types.SimpleNamespace(mod=mod, model=model, instdiff=instdiff)
+    return tiny.env(3, "inproc")
 
 
 def grounding_for(env, layouts):
