@@ -14,6 +14,7 @@ from ..instdiff_model.layout import (
     split_seed_records,
     with_origins,
 )
+from ..instdiff_model.values import decode_json
 
 CATEGORY = "InstanceDiffusion/layout"
 LAYOUT = "INSTANCE_LAYOUT"
@@ -79,10 +80,7 @@ class InstanceLayoutNode:
 
     def build(self, width, height, caption, layout_json, seed_layout=None):
         text = layout_json.strip() or empty_layout_json(width, height, caption)
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise InstDiffError(f"layout_json is not valid JSON ({exc}); fix it or clear the field") from None
+        data = decode_json(text, "layout_json", "{what} is not valid JSON ({exc}); fix it or clear the field")
         if not isinstance(data, dict):
             return ([Layout.from_json(data)],)  # the schema's own error message
         data, seeds, removed = split_seed_records(data)
@@ -218,10 +216,7 @@ class LayoutKeyframes:
                              "frames": ("INT", {"default": 16, "min": 1, "max": 4096})}}
 
     def build(self, keyframes, frames):
-        try:
-            data = json.loads(keyframes)
-        except ValueError as exc:
-            raise InstDiffError(f"keyframes are not valid JSON: {exc}") from None
+        data = decode_json(keyframes, "keyframes", "{what} are not valid JSON: {exc}")
         if not isinstance(data, list) or not all(isinstance(k, dict) and "frame" in k and "layout" in k for k in data):
             raise InstDiffError('keyframes must be a JSON list of {"frame": <int>, "layout": <layout JSON>}')
         return (interpolate_keyframes([(int(k["frame"]), Layout.from_json(k["layout"])) for k in data], frames),)
