@@ -1,38 +1,7 @@
-"""Geometry shared by layout, preprocessing, importers, interop and preview: value checks, clamp, extent, raster, resize."""
-import math
+"""Geometry shared by location kinds, preprocessing, importers and interop: clamp, polygon raster, mask resize."""
+import importlib
 
 import numpy as np
-
-from .errors import InstDiffError
-
-
-def short(value) -> str:
-    """repr(value) cut to 60 characters, for error messages."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def is_int(v) -> bool:
-    """A Python int that is not a bool."""
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def is_number(v) -> bool:
-    """An int/float (not a bool) that is neither NaN nor infinite (huge ints count as numbers)."""
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
-
-
-def number(v, where: str) -> float:
-    """An int/float (not a bool) as a finite float; anything else raises InstDiffError naming `where`."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise InstDiffError(f"{where}: expected a number, got {short(v)}")
-    try:
-        f = float(v)
-    except OverflowError:
-        f = math.inf
-    if not math.isfinite(f):
-        raise InstDiffError(f"{where}: expected a finite number, got {short(v)}")
-    return f
 
 
 def clamp(v, hi):
@@ -76,25 +45,13 @@ def rasterize_polygon(rings, height: int, width: int) -> np.ndarray:
     return out
 
 
-def instance_mask(inst, height: int, width: int):
-    """The instance's mask (bool (H, W)): its mask, else its rasterised polygon, else None."""
-    if inst.mask is not None:
-        return inst.mask
-    if inst.polygon is not None:
-        return rasterize_polygon(inst.polygon, height, width)
-    return None
+# Names that moved: instance_extent / instance_mask to locations.py (which imports this module), the value checks
+# to values.py; old imports of them from here keep working.
+_MOVED = {"instance_extent": "locations", "instance_mask": "locations",
+          "short": "values", "is_int": "values", "is_number": "values", "number": "values"}
 
 
-def instance_extent(inst):
-    """(x0, y0, x1, y1) pixels of an instance's box / mask / polygon / scribble; None for a point-only one."""
-    if inst.box is not None:
-        x, y, w, h = inst.box
-        return (x, y, x + w, y + h)
-    if inst.mask is not None:
-        rows, cols = np.nonzero(inst.mask)
-        return (float(cols.min()), float(rows.min()), float(cols.max() + 1), float(rows.max() + 1))
-    for shapes in (inst.polygon, inst.scribble):
-        if shapes is not None:
-            pts = np.concatenate([np.asarray(s, dtype=np.float64) for s in shapes])
-            return (float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max()))
-    return None
+def __getattr__(name):
+    if name in _MOVED:
+        return getattr(importlib.import_module(f"{__package__}.{_MOVED[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,9 +1,11 @@
 """Layout importers: the official InstanceDiffusion demo JSON and COCO-style annotations."""
 
-from .errors import InstDiffError
 from .constants import MAX_INSTANCES
-from .geometry import clamp, is_int, is_number, rasterize_polygon, short
-from .layout import MAX_SIDE, Instance, Layout, decode_json
+from .errors import InstDiffError
+from .geometry import clamp, rasterize_polygon
+from .layout import MAX_SIDE, Instance, Layout
+from .locations import locations_of
+from .values import decode_json, is_int, is_number, short
 
 
 def _load(data, what: str) -> dict:
@@ -60,7 +62,7 @@ def from_official_demo(data, notes: list | None = None) -> Layout:
             polygon=polygon,
             mask=mask,
         )
-        if all(v is None for v in (inst.box, inst.point, inst.scribble, inst.polygon, inst.mask)):
+        if not locations_of(inst):
             notes.append(f"instance {i} ({inst.caption!r}) skipped: no location left")
             continue
         instances.append(inst)

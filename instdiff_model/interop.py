@@ -21,7 +21,6 @@ Formats read (every coordinate in pixels of the image the detector saw unless th
 
 Every problem raises InstDiffError naming the element (``"BOUNDING_BOX item 3: ..."``).
 """
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -29,8 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InstDiffError
-from .geometry import clamp, instance_extent, instance_mask, number, resize_nearest, short
-from .layout import Instance, decode_json
+from .geometry import clamp, resize_nearest
+from .layout import Instance
+from .locations import instance_extent, instance_mask
+from .values import decode_json, number, short
 
 BOX_FORMATS = ("xyxy", "xywh", "cxcywh", "xyxy_norm", "xywh_norm", "cxcywh_norm")
 BOX_FORMAT_HELP = {
@@ -59,7 +60,7 @@ class Detection:
 
 
 def _num(v, where: str) -> float:
-    """geometry.number, also taking 0-d arrays / tensors (detector outputs)."""
+    """values.number, also taking 0-d arrays / tensors (detector outputs)."""
     return number(v.item() if hasattr(v, "item") and getattr(v, "ndim", 0) == 0 else v, where)
 
 
@@ -102,10 +103,7 @@ def from_bounding_box(value, frame: int = 0, what: str = "BOUNDING_BOX") -> list
     if value is None:
         return []
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError as exc:
-            raise InstDiffError(f"{what}: not valid JSON ({exc})") from None
+        value = decode_json(value, what, "{what}: not valid JSON ({exc})")
     if isinstance(value, dict):
         items = [value]
     elif isinstance(value, (list, tuple)):
@@ -205,10 +203,7 @@ def from_box_list(value, box_format: str, size: tuple, frame: int = 0, what: str
     if isinstance(value, str):
         if not value.strip():
             return []
-        try:
-            value = json.loads(value)
-        except ValueError as exc:
-            raise InstDiffError(f"{what}: not valid JSON ({exc}); give a list of boxes") from None
+        value = decode_json(value, what, "{what}: not valid JSON ({exc}); give a list of boxes")
     value = _tolist(value)
     labels = []
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, dict) and "bboxes" in v for v in value):

@@ -1,20 +1,17 @@
 """Per-frame layouts from keyframes: boxes and points of matching instances interpolated linearly between keyframes."""
+from dataclasses import replace
+
 from .errors import InstDiffError
-from .layout import Instance, Layout
-
-
-def _lerp(a, b, t):
-    return tuple(x + (y - x) * t for x, y in zip(a, b))
+from .layout import Layout
+from .locations import locations_of
 
 
 def _between(a: Layout, b: Layout, t: float) -> Layout:
-    """Instance i of `a` moved toward instance i of `b` (boxes and points only; other formats held from `a`)."""
-    instances = []
-    for i, (ia, ib) in enumerate(zip(a.instances, b.instances)):
-        box = _lerp(ia.box, ib.box, t) if ia.box is not None and ib.box is not None else ia.box
-        point = _lerp(ia.point, ib.point, t) if ia.point is not None and ib.point is not None else ia.point
-        instances.append(Instance(caption=ia.caption, box=box, point=point, scribble=ia.scribble,
-                                  polygon=ia.polygon, mask=ia.mask, color=ia.color))
+    """Instance i of `a` moved toward instance i of `b` by each location kind's `between` (boxes and points
+    interpolate; other kinds, and kinds that only `a` has, are held from `a`)."""
+    instances = [replace(ia, **{kind.key: kind.between(va, getattr(ib, kind.key), t)
+                                for kind, va in locations_of(ia) if getattr(ib, kind.key) is not None})
+                 for ia, ib in zip(a.instances, b.instances)]
     return Layout(width=a.width, height=a.height, caption=a.caption, instances=instances)
 
 

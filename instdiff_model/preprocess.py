@@ -7,7 +7,8 @@ import torch
 
 from .constants import MAX_INSTANCES, N_POLYGON_POINTS, N_SCRIBBLE_POINTS, SEG_SIZE, TEXT_DIM
 from .errors import InstDiffError
-from .geometry import instance_extent, instance_mask, rasterize_polygon, resize_nearest  # noqa: F401 (re-exported)
+from .geometry import rasterize_polygon, resize_nearest  # noqa: F401 (rasterize_polygon re-exported)
+from .locations import instance_extent, instance_mask
 
 
 # marching-squares segments per square case (bit 1 ul, 2 ur, 4 ll, 8 lr above level), low values

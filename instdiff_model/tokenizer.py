@@ -15,6 +15,7 @@ from .constants import MAX_INSTANCES, N_POLYGON_POINTS, N_SCRIBBLE_POINTS, N_SEG
 from .convnext import ConvNeXtTiny
 from .errors import InstDiffError
 from .fourier import fourier_embed
+from .locations import locations_of
 
 MID_DIM = 3072
 SEG_FEATURE_DIM = 3072
@@ -29,20 +30,16 @@ DROP_CONFIGS = {
 
 
 def choose_drop_config(layout) -> str:
-    """Drop config matching the formats present in `layout` (callers may override it).
+    """Drop config matching the formats present in `layout` (callers may override it): of the configs the
+    instances' location kinds need (each kind's drop_config: the config that keeps it and drops the most), the
+    one dropping the fewest formats (the configs' kept formats nest, so it keeps every kind present).
 
     scribbles anywhere -> "scribble" (the only config that keeps scribbles); masks/polygons -> "sd15"
     (keeps masks, the official default); boxes (with or without points) -> "box" (what the official README
     runs its box demos with); points only -> "point" (drops boxes, which would be all zero).
     """
-    instances = layout.instances
-    if any(inst.scribble is not None for inst in instances):
-        return "scribble"
-    if any(inst.mask is not None or inst.polygon is not None for inst in instances):
-        return "sd15"
-    if any(inst.box is not None for inst in instances):
-        return "box"
-    return "point"
+    needed = {kind.drop_config for inst in layout.instances for kind, _ in locations_of(inst)}
+    return min(needed, key=lambda name: sum(DROP_CONFIGS[name]), default="point")
 
 
 def _mlp(in_dim: int) -> nn.Sequential:

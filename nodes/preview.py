@@ -3,7 +3,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from ..instdiff_model.geometry import instance_extent
+from ..instdiff_model.locations import draw_instance
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4",
            "#469990", "#dcbeff", "#9a6324", "#fffac8", "#800000", "#aaffc3", "#808000", "#ffd8b1", "#000075",
@@ -31,48 +31,53 @@ def text_color(col: tuple) -> tuple:
     return (0, 0, 0) if (lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05) else (255, 255, 255)
 
 
+class Painter:
+    """The painter locations.draw_instance draws with, on PIL: translucent fills on an RGBA overlay, outlines on
+    the picture, in `color` (set per instance), lines `width` pixels wide."""
+
+    def __init__(self, picture: Image.Image, width: int):
+        self.overlay = Image.new("RGBA", picture.size, (0, 0, 0, 0))
+        self.fills = ImageDraw.Draw(self.overlay)
+        self.draw = ImageDraw.Draw(picture)
+        self.width = width
+        self.color = (0, 0, 0)
+
+    def tint(self, mask):
+        tint = Image.new("RGBA", self.overlay.size, self.color + (110,))
+        self.overlay = Image.composite(tint, self.overlay, Image.fromarray(mask.astype(np.uint8) * 255))
+        self.fills = ImageDraw.Draw(self.overlay)
+
+    def polygon(self, ring):
+        self.fills.polygon([tuple(p) for p in ring], fill=self.color + (70,))
+        self.draw.line([tuple(p) for p in ring] + [tuple(ring[0])], fill=self.color, width=self.width)
+
+    def rect(self, x0, y0, x1, y1):
+        self.draw.rectangle([x0, y0, x1, y1], outline=self.color, width=self.width)
+
+    def stroke(self, points):
+        self.draw.line([tuple(p) for p in points], fill=self.color, width=self.width * 2, joint="curve")
+
+    def dot(self, x, y) -> tuple:
+        r = self.width * 3
+        self.draw.ellipse([x - r, y - r, x + r, y + r], fill=self.color, outline=(255, 255, 255))
+        return (x + r, y - r)
+
+
 def draw_layout(layout, background: Image.Image | None = None) -> Image.Image:
     """An RGB picture of the layout at its own size, over `background` (resized) or a grey canvas."""
     size = (layout.width, layout.height)
     base = background.convert("RGB").resize(size) if background is not None else Image.new("RGB", size, (48, 48, 48))
-    overlay = Image.new("RGBA", size, (0, 0, 0, 0))
-    fills = ImageDraw.Draw(overlay)
-    draw = ImageDraw.Draw(base)
     font = caption_font(*size)
     width = max(2, round(min(size) / 170))
+    paint = Painter(base, width)
     labels = []
     for i, inst in enumerate(layout.instances):
-        col = instance_color(i, inst)
-        if inst.mask is not None:
-            tint = Image.new("RGBA", size, col + (110,))
-            overlay = Image.composite(tint, overlay, Image.fromarray(inst.mask.astype(np.uint8) * 255))
-            fills = ImageDraw.Draw(overlay)
-        if inst.polygon is not None:
-            for ring in inst.polygon:
-                fills.polygon([tuple(p) for p in ring], fill=col + (70,))
-        anchor = None
-        if inst.box is not None:
-            x, y, w, h = inst.box
-            draw.rectangle([x, y, x + w, y + h], outline=col, width=width)
-            anchor = (x, y)
-        for ring in inst.polygon or []:
-            draw.line([tuple(p) for p in ring] + [tuple(ring[0])], fill=col, width=width)
-            anchor = anchor or tuple(ring[0])
-        for stroke in inst.scribble or []:
-            draw.line([tuple(p) for p in stroke], fill=col, width=width * 2, joint="curve")
-            anchor = anchor or tuple(stroke[0])
-        if inst.point is not None:
-            px, py = inst.point
-            r = width * 3
-            draw.ellipse([px - r, py - r, px + r, py + r], fill=col, outline=(255, 255, 255))
-            anchor = anchor or (px + r, py - r)
-        if anchor is None and inst.mask is not None:
-            x0, y0 = instance_extent(inst)[:2]
-            anchor = (int(x0), int(y0))
+        paint.color = col = instance_color(i, inst)
+        anchor = draw_instance(inst, paint)
         labels.append((f"{i}: {inst.caption}", (anchor[0] + width, anchor[1] + width), col))
     if not layout.instances:
         return base
-    picture = Image.alpha_composite(base.convert("RGBA"), overlay).convert("RGB")
+    picture = Image.alpha_composite(base.convert("RGBA"), paint.overlay).convert("RGB")
     draw = ImageDraw.Draw(picture)
     pad = max(1, width // 2)
     for label, (tx, ty), col in labels:  # on top of every fill: an opaque backing box in the instance colour,
