@@ -37,20 +37,16 @@ from .errors import InstDiffError
 REGION_CELL = 8  # pixels per side of a region cell: the VAE's downscale, so the region grid is the latent grid
 
 
-def _box_axes(boxes: torch.Tensor, height: int, width: int) -> tuple:
-    """(B,30,4) normalised x0,y0,x1,y1 -> per box, (B,30,height) rows and (B,30,width) columns it overlaps."""
+def box_axes(boxes: torch.Tensor, height: int, width: int) -> tuple:
+    """(B,30,4) normalised x0,y0,x1,y1 -> per box, (B,30,height) bool rows and (B,30,width) bool columns of a
+    height x width image that it reaches into (k < x1 * width and k + 1 > x0 * width; a box thinner than a pixel keeps
+    the one it lies in): the pixels of its region are those rows x those columns."""
     x0, y0, x1, y1 = boxes.float().clamp(0, 1).unbind(-1)
     cols = torch.arange(width, dtype=torch.float32, device=boxes.device)
     rows = torch.arange(height, dtype=torch.float32, device=boxes.device)
     in_x = (cols + 1 > x0[..., None] * width) & (cols < x1[..., None] * width)
     in_y = (rows + 1 > y0[..., None] * height) & (rows < y1[..., None] * height)
     return in_y, in_x
-
-
-def box_regions(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """(B,30,4) normalised x0,y0,x1,y1 -> (B,30,height,width) bool: pixels the box overlaps with positive area."""
-    in_y, in_x = _box_axes(boxes, height, width)
-    return in_y[..., :, None] & in_x[..., None, :]
 
 
 def region_grid(height: int, width: int) -> tuple:
@@ -64,9 +60,10 @@ def _pool_last(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def box_coverage(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """(B,30,4) normalised boxes -> (B,30,rows,cols) float16 area coverage of the region grid by box_regions' pixels
-    (separable: a cell's fraction is its rows' fraction times its columns'); no pixel raster is built."""
-    in_y, in_x = _box_axes(boxes, height, width)
+    """(B,30,4) normalised boxes -> (B,30,rows,cols) float16 area coverage of the region grid by each box's pixels
+    (box_axes' rows x columns): a cell's fraction is the fraction of its pixel rows the box overlaps times that of
+    its pixel columns, so no pixel raster is built."""
+    in_y, in_x = box_axes(boxes, height, width)
     rows, cols = region_grid(height, width)
     return (_pool_last(in_y.float(), rows)[..., :, None] * _pool_last(in_x.float(), cols)[..., None, :]).half()
 

@@ -2,10 +2,11 @@
 import pytest
 import torch
 
+from box_pixels import box_regions
 from instdiff_model.blocks import fuser_prefix
 from instdiff_model.formula import fill_module
 from instdiff_model.fuser import GatedSelfAttentionDense
-from instdiff_model.masked_attention import N_GROUNDING, box_regions, instance_attention_mask, region_tokens
+from instdiff_model.masked_attention import N_GROUNDING, instance_attention_mask, region_tokens
 
 
 def _fuser():

@@ -9,10 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from box_pixels import box_regions
 from instdiff_model import layout as L
 from instdiff_model.geometry import instance_mask
 from instdiff_model.grounding import instance_regions
-from instdiff_model.masked_attention import box_regions, instance_attention_mask, region_tokens
+from instdiff_model.masked_attention import instance_attention_mask, region_tokens
 from instdiff_model.preprocess import layout_to_grounding_inputs
 
 REPO = Path(__file__).resolve().parents[1]
