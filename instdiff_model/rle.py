@@ -2,7 +2,7 @@
 import numpy as np
 
 from .errors import InstDiffError
-from .geometry import is_int, short
+from .values import is_int, short
 
 
 def rle_decode(rle, height: int, width: int, where: str = "mask") -> np.ndarray:
