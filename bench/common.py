@@ -122,13 +122,16 @@ def phrase_embeddings(n: int, seed: int = 0):
 
 
 def make_grounding(m, instdiff, layout, drop=None, seed=0):
-    import torch
     drop = drop or m.tokenizer.choose_drop_config(layout)
-    g = m.grounding.build_grounding(instdiff.position_net, [layout], [phrase_embeddings(len(layout.instances), seed)],
-                                    drop, seed)
+    return m.grounding.build_grounding(instdiff.position_net, [layout],
+                                       [phrase_embeddings(len(layout.instances), seed)], drop, seed)
+
+
+def caption_conds(layout, seed=0) -> tuple:
+    """Random per-instance caption conds, as the Instance Tokenizer's captions (MIS runs: apply_patches(captions=))."""
+    import torch
     gen = torch.Generator().manual_seed(seed + 1)
-    g.instance_conds = [torch.randn(1, 77, 768, generator=gen) for _ in layout.instances]
-    return g
+    return tuple(torch.randn(1, 77, 768, generator=gen) for _ in layout.instances)
 
 
 def text_cond(seed):

@@ -4,8 +4,8 @@ import json
 import subprocess
 import sys
 
-from bench.common import (GiB, MiB, REPO, build_instdiff, build_unet_model, make_grounding, make_layout,
-                          peak_rss_bytes, rss_bytes, text_cond)
+from bench.common import (GiB, MiB, REPO, build_instdiff, build_unet_model, caption_conds, make_grounding,
+                          make_layout, peak_rss_bytes, rss_bytes, text_cond)
 from bench.report import Report
 
 REAL_CHECKPOINT_BYTES = 13.6e9  # instancediffusion_sd15.pth
@@ -46,7 +46,7 @@ def child_memory(m, mode: str, cfg_json: str):
         series, cuda_series = [], []
         for i in range(10):
             g = make_grounding(m, instdiff, lay, seed=0)
-            patched = m.patch.apply_patches(model, instdiff, g, 1.0, 0.0, True, True)
+            patched = m.patch.apply_patches(model, instdiff, g, 1.0, 0.0, True, True, captions=caption_conds(lay))
             node.sample(patched, i, 4, 7.0, "euler", "normal", text_cond(1), text_cond(2), latent, 1.0, 0.5, 0)
             del patched, g
             gc.collect()

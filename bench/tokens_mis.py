@@ -1,5 +1,6 @@
 """Benchmark sections 1 and 4 (tiny UNet): the instance tokenizer's cost and call count, and the MIS sampler's cost."""
-from bench.common import FORMATS, make_grounding, make_layout, med, phrase_embeddings, text_cond, timed
+from bench.common import (FORMATS, caption_conds, make_grounding, make_layout, med, phrase_embeddings, text_cond,
+                          timed)
 from bench.report import Report
 
 
@@ -60,7 +61,7 @@ def section1(m, cfg, rep: Report, tiny):
             for steps in cfg.count_steps:
                 counter["n"] = 0
                 g = make_grounding(m, big, lay)
-                patched = m.patch.apply_patches(model, big, g, 1.0, 0.0, True, True)
+                patched = m.patch.apply_patches(model, big, g, 1.0, 0.0, True, True, captions=caption_conds(lay))
                 tok_calls = counter["n"]
                 counter["n"] = 0
                 if mode == "KSampler":
@@ -103,7 +104,7 @@ def section4(m, cfg, rep: Report, tiny):
     lay = make_layout(m, n, "boxes", size, size)
     latent = {"samples": torch.zeros(1, 4, size // 8, size // 8)}
     g = make_grounding(m, instdiff, lay)
-    patched = m.patch.apply_patches(model, instdiff, g, 1.0, 0.0, True, False)
+    patched = m.patch.apply_patches(model, instdiff, g, 1.0, 0.0, True, False, captions=caption_conds(lay))
     node = m.sampler.InstanceDiffusionKSampler()
     runs = {"plain (mis=0)": (0.0, 0), "MIS batched (max_batch=0)": (mis, 0), "MIS one-by-one (max_batch=1)": (mis, 1)}
 

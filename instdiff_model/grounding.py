@@ -21,7 +21,6 @@ class Grounding:
     drop: str
     layouts: list = field(default_factory=list)
     phrase_embeddings: list = field(default_factory=list)
-    instance_conds: list = field(default_factory=list)  # per instance: its caption's text cond (MIS prompts)
     seed: int = 0  # of the random point sampling from masks
 
     @property

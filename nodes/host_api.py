@@ -1,4 +1,6 @@
 """The one home of host-version seams: what differs between the 2024-03 ComfyUI and 2026 ComfyUI (0.8.0)."""
+import weakref
+
 import comfy.model_management
 import comfy.model_patcher
 
@@ -15,9 +17,24 @@ def loads_patch_models() -> bool:
     return hasattr(comfy.model_patcher.ModelPatcher, "model_patches_models")
 
 
-def managed_weights(module, load_device, offload_device):
-    """A ModelPatcher the host's model management loads, counts and offloads (for weights that are not a UNet)."""
-    return comfy.model_patcher.ModelPatcher(module, load_device=load_device, offload_device=offload_device)
+def managed_weights(module):
+    """A ModelPatcher the host's model management loads (on the host's torch device, the MODEL's), counts and
+    offloads (to the UNet's offload device), for weights that are not a UNet."""
+    return comfy.model_patcher.ModelPatcher(module, load_device=comfy.model_management.get_torch_device(),
+                                            offload_device=comfy.model_management.unet_offload_device())
+
+
+_MANAGED = weakref.WeakKeyDictionary()  # owner -> {key: built object}
+
+
+def managed_for(owner, key: str, build):
+    """The one `build()` of `key` for `owner` (an InstanceDiffusion model), kept while `owner` lives: e.g. the one
+    managed model of its weights, shared by all its patches, clones and tokenizer runs. `build()` must not hold
+    `owner` itself (only its submodules), or `owner` would never be freed."""
+    built = _MANAGED.setdefault(owner, {})
+    if key not in built:
+        built[key] = build()
+    return built[key]
 
 
 def count_with_model(patched, nbytes: int) -> None:

@@ -1,6 +1,4 @@
 """Model-level patches that put InstanceDiffusion into the host UNet: fusers at `middle_patch`, ScaleU at `output_block_patch`."""
-import weakref
-
 import torch
 from torch import nn
 
@@ -80,8 +78,7 @@ class PatchWeights:
 
     def __init__(self, instdiff):
         self.module = nn.ModuleDict({"fusers": instdiff.fusers, "scaleu": instdiff.scaleu})
-        import comfy.model_management as mm
-        self.patcher = host_api.managed_weights(self.module, mm.get_torch_device(), mm.unet_offload_device())
+        self.patcher = host_api.managed_weights(self.module)
         self.nbytes = sum(p.numel() * p.element_size() for p in self.module.parameters())
 
     def follow(self, device) -> None:
@@ -91,14 +88,9 @@ class PatchWeights:
             self.module.to(self.patcher.offload_device if host_api.low_vram() else device)
 
 
-_WEIGHTS = weakref.WeakKeyDictionary()
-
-
 def patch_weights(instdiff) -> PatchWeights:
     """The one PatchWeights of an InstanceDiffusion model (shared by all its patches and clones)."""
-    if instdiff not in _WEIGHTS:
-        _WEIGHTS[instdiff] = PatchWeights(instdiff)
-    return _WEIGHTS[instdiff]
+    return host_api.managed_for(instdiff, "patch_weights", lambda: PatchWeights(instdiff))
 
 
 class _SharedPatch:
@@ -127,19 +119,21 @@ class _SharedPatch:
 class FuserPatch(_SharedPatch):
     """middle_patch: x = fuser_i(x, objs) with grounding tokens for cond chunks and null tokens for uncond chunks."""
 
-    def __init__(self, instdiff, grounding, gate, masked_attention: bool):
-        """`gate` maps the step's sigmas to the fuser scale (a GateSchedule, or a constant for tests)."""
+    def __init__(self, instdiff, grounding, gate, masked_attention: bool, captions: tuple = ()):
+        """`gate` maps the step's sigmas to the fuser scale (a GateSchedule, or a constant for tests); `captions`: per
+        instance its caption's text cond, carried for the multi-instance sampler (the fusers do not read them)."""
         self.instdiff = instdiff
         self.grounding = grounding
         self.gate = gate
         self.masked_attention = masked_attention
+        self.captions = tuple(captions)
         self._cache = {}
         self._checked = set()
         self._last_sigma = self._seen_sigmas = None
 
     def with_grounding(self, grounding) -> "FuserPatch":
-        """The same patch (fusers, gate, masked attention) with another grounding."""
-        return FuserPatch(self.instdiff, grounding, self.gate, self.masked_attention)
+        """The same patch (fusers, gate, masked attention, captions) with another grounding."""
+        return FuserPatch(self.instdiff, grounding, self.gate, self.masked_attention, self.captions)
 
     def release(self) -> None:
         """Drop the tokens and masks built on the device (on unload, at the end of a run, before a new run)."""
@@ -262,12 +256,14 @@ def release_caches(model) -> None:
                 p.release()
 
 
-def apply_patches(model, instdiff, grounding, full: float, decay: float, scaleu: bool, masked_attention: bool):
+def apply_patches(model, instdiff, grounding, full: float, decay: float, scaleu: bool, masked_attention: bool,
+                  captions: tuple = ()):
     """A clone of `model` with the fusers (and ScaleU) inserted; `model` itself is untouched. The fusers and ScaleU
-    are one managed model loaded, counted and offloaded with the UNet (see PatchWeights)."""
+    are one managed model loaded, counted and offloaded with the UNet (see PatchWeights). `captions` (per instance
+    its caption's text cond) ride with the fusers' patch for the multi-instance sampler."""
     patched = model.clone()
     gate = GateSchedule(model_sampling_of(model), full, decay)
-    patched.set_model_patch(FuserPatch(instdiff, grounding, gate, masked_attention), "middle_patch")
+    patched.set_model_patch(FuserPatch(instdiff, grounding, gate, masked_attention, captions), "middle_patch")
     if scaleu:
         patched.set_model_output_block_patch(ScaleUPatch(instdiff))
     host_api.count_with_model(patched, patch_weights(instdiff).nbytes)

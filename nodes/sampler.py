@@ -75,13 +75,23 @@ def auto_max_batch(model, latent: torch.Tensor, masked: bool) -> int:
     return latents_per_pass(host_api.free_memory_for(model), per_latent, shape[0])
 
 
-def trajectory_positive(positive: list, grounding, chunk: list, per: int) -> list:
+def instance_captions(patch: FuserPatch, n: int) -> tuple:
+    """The text conds of the n instances' captions (the trajectories' prompts), carried by the patch."""
+    if len(patch.captions) != n:
+        raise InstDiffError(
+            f"the multi-instance sampler prompts each instance with its caption, but this MODEL's InstanceDiffusion "
+            f"patch carries {len(patch.captions)} caption conditioning(s) for {n} instance(s); connect the Instance "
+            "Tokenizer's instance_conditioning output to 'Apply InstanceDiffusion', or set mis to 0")
+    return patch.captions
+
+
+def trajectory_positive(positive: list, captions: tuple, chunk: list, per: int) -> list:
     """One positive entry whose text cond has a row per (trajectory, latent): full prompt, then each caption."""
     if len(positive) != 1:
         raise InstDiffError("the multi-instance sampler needs one positive conditioning (not combined or area "
                             "conditionings); combine the prompts into one text, or set mis to 0")
     full, extra = positive[0]
-    conds = [full if t == 0 else grounding.instance_conds[t - 1].to(full) for t in chunk]
+    conds = [full if t == 0 else captions[t - 1].to(full) for t in chunk]
     return [[stack_text_conds(conds, per), dict(extra)]]
 
 
@@ -138,7 +148,7 @@ class InstanceDiffusionKSampler:
     def _mis(self, model, patch, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent, noise,
              noise_mask, denoise, k, n, max_batch):
         """The MIS run: k steps of the n+1 trajectories per latent in passes, their mean, then the rest of the steps."""
-        per = latent.shape[0]
+        per, captions = latent.shape[0], instance_captions(patch, n)
         grounding = trajectory_grounding(patch, per)
         if max_batch == 0:
             max_batch = auto_max_batch(model, latent, patch.masked_attention)
@@ -161,7 +171,7 @@ class InstanceDiffusionKSampler:
                 results.append(comfy.sample.sample_custom(
                     trajectories, repeat_trajectories(noise, len(chunk)), cfg,
                     host_sampler(sampler_name, shared and shared.for_trajectories(len(chunk))), first.clone(),
-                    trajectory_positive(positive, patch.grounding, chunk, per), negative,
+                    trajectory_positive(positive, captions, chunk, per), negative,
                     repeat_trajectories(latent, len(chunk)), noise_mask=noise_mask if mask is None else mask,
                     callback=lambda step, x0, x, _, o=c * k: progress(o + step, x0[:1], x, total), **common))
             finally:

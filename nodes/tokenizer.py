@@ -1,25 +1,33 @@
-"""Instance Tokenizer node: layout + CLIP-L + InstanceDiffusion -> the grounding tokens of the run (computed once)."""
-import weakref
-
-import comfy.model_management
+"""Instance Tokenizer node: layout + CLIP-L + InstanceDiffusion -> the run's grounding (computed once) and captions."""
+from dataclasses import dataclass
 
 from ..instdiff_model.errors import InstDiffError
-from ..instdiff_model.grounding import build_grounding
+from ..instdiff_model.grounding import Grounding, build_grounding
 from ..instdiff_model.tokenizer import DROP_CONFIGS, choose_drop_config
 from . import host_api
 from .clip_text import encode_captions
-
-_POSITION_NETS = weakref.WeakKeyDictionary()
 
 
 def load_position_net(instdiff):
     """The position net loaded by the host's model management on the load device (the MODEL's: the host's torch
     device), in the precision it was loaded in (fp32 by default); sampling never moves or casts it."""
-    if instdiff not in _POSITION_NETS:
-        _POSITION_NETS[instdiff] = host_api.managed_weights(
-            instdiff.position_net, comfy.model_management.get_torch_device(), comfy.model_management.unet_offload_device())
-    host_api.load_models([_POSITION_NETS[instdiff]])
-    return instdiff.position_net
+    net = instdiff.position_net
+    host_api.load_models([host_api.managed_for(instdiff, "position_net", lambda: host_api.managed_weights(net))])
+    return net
+
+
+@dataclass(frozen=True, eq=False)
+class InstanceConditioning:
+    """The INSTANCE_CONDITIONING value: the run's grounding, and per instance (of the first frame) its caption's
+    text cond (1, L, 768), the multi-instance sampler's per-instance prompts."""
+
+    grounding: Grounding
+    captions: tuple = ()
+
+    @staticmethod
+    def of(value) -> "InstanceConditioning":
+        """The Instance Tokenizer's output as is; a bare Grounding (built in-process) with no captions."""
+        return value if isinstance(value, InstanceConditioning) else InstanceConditioning(value)
 
 
 class InstanceTokenizerNode:
@@ -46,8 +54,7 @@ class InstanceTokenizerNode:
         drop = choose_drop_config(layout[0]) if config == "auto" else config
         encoded = [encode_captions(clip, [inst.caption for inst in frame.instances]) for frame in layout]
         grounding = build_grounding(load_position_net(instancediffusion), layout, [e for e, _ in encoded], drop, sample_seed)
-        grounding.instance_conds = encoded[0][1]
-        return (grounding, drop)
+        return (InstanceConditioning(grounding, tuple(encoded[0][1])), drop)
 
 
 NODE_CLASS_MAPPINGS = {"InstanceDiffusionTokenizer": InstanceTokenizerNode}

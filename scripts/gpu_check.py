@@ -148,22 +148,23 @@ def layout(h, n: int, width: int, height: int):
                           box=((i % cols + 0.15) * cw, (i // cols + 0.15) * ch, 0.7 * cw, 0.7 * ch)) for i in range(n)])
 
 
-_GROUNDINGS = {}
+_CONDITIONINGS = {}
 
 
-def grounding(h, model, lay, seed: int = 0, cached: bool = True):
-    """The tokenizer node's work without CLIP: position net (host-loaded) on random phrase embeddings."""
+def conditioning(h, model, lay, seed: int = 0, cached: bool = True):
+    """The tokenizer node's work without CLIP: position net (host-loaded) on random phrase embeddings, random caption
+    conds."""
     key = (len(lay.instances), lay.width, lay.height, seed)
-    if cached and key in _GROUNDINGS:
-        return _GROUNDINGS[key]
+    if cached and key in _CONDITIONINGS:
+        return _CONDITIONINGS[key]
     torch = h.torch
     emb = torch.randn(len(lay.instances), 768, generator=torch.Generator().manual_seed(seed))
     net = h.tokenizer_node.load_position_net(model)
     g = h.grounding.build_grounding(net, [lay], [emb], h.tokenizer.choose_drop_config(lay), seed)
     gen = torch.Generator().manual_seed(seed + 1)
-    g.instance_conds = [torch.randn(1, 77, 768, generator=gen) for _ in lay.instances]
-    _GROUNDINGS[key] = g
-    return g
+    captions = tuple(torch.randn(1, 77, 768, generator=gen) for _ in lay.instances)
+    _CONDITIONINGS[key] = h.tokenizer_node.InstanceConditioning(g, captions)
+    return _CONDITIONINGS[key]
 
 
 def compute_dtype(h):
@@ -212,7 +213,8 @@ def unet_calls(h, cfg, weights):
     for dtype in (torch.float32, torch.float16):
         plain = unet(h, cfg["width"], dtype)
         for w, hgt in cfg["sizes"]:
-            (patched,) = apply.apply(plain, weights, grounding(h, weights, layout(h, 3, w, hgt)), 1.0, 0.0, True, False)
+            cond_in = conditioning(h, weights, layout(h, 3, w, hgt))
+            (patched,) = apply.apply(plain, weights, cond_in, 1.0, 0.0, True, False)
             if cfg["warm_up"]:
                 step_times(h, plain, w, hgt, 2), step_times(h, patched, w, hgt, 2)
             times, accounted, moves = {"plain": [], "patched": []}, {}, trail.moves()
@@ -246,7 +248,8 @@ def mis(h, cfg, weights):
     size, steps, plain = cfg["mis_size"], max(cfg["steps"], 4), unet(h, cfg["width"], compute_dtype(h))
     latent = {"samples": h.torch.zeros(1, 4, size // 8, size // 8)}
     for n in MIS_INSTANCES:
-        (patched,) = apply.apply(plain, weights, grounding(h, weights, layout(h, n, size, size)), 1.0, 0.0, True, False)
+        cond_in = conditioning(h, weights, layout(h, n, size, size))
+        (patched,) = apply.apply(plain, weights, cond_in, 1.0, 0.0, True, False)
         run = lambda fraction: node.sample(patched, 0, steps, 7.0, "euler", "normal", cond(h, 1), cond(h, 2),  # noqa
                                            latent, 1.0, fraction, 0)
         if cfg["warm_up"]:
@@ -267,7 +270,7 @@ def memory(h, cfg, weights):
     plain = unet(h, cfg["width"], compute_dtype(h))
     w, hgt = cfg["sizes"][-1]
     before = allocated(h)
-    (patched,) = h.apply.ApplyInstanceDiffusion().apply(plain, weights, grounding(h, weights, layout(h, 10, w, hgt)),
+    (patched,) = h.apply.ApplyInstanceDiffusion().apply(plain, weights, conditioning(h, weights, layout(h, 10, w, hgt)),
                                                        1.0, 0.0, True, True)
     base = reset_peak(h)
     step_times(h, patched, w, hgt, 2)
@@ -288,8 +291,9 @@ def position_net(h, cfg, weights):
     for n in MIS_INSTANCES:
         lay = layout(h, n, size, size)
         if cfg["warm_up"]:
-            grounding(h, weights, lay, cached=False)
-        secs = statistics.median(timed(h, lambda: grounding(h, weights, lay, cached=False)) for _ in range(cfg["reps"]))
+            conditioning(h, weights, lay, cached=False)
+        secs = statistics.median(timed(h, lambda: conditioning(h, weights, lay, cached=False))
+                                 for _ in range(cfg["reps"]))
         out.append({"instances": n, "seconds": secs, "device": str(next(net.parameters()).device),
                     "dtype": str(next(net.parameters()).dtype).split(".")[-1]})
     return out

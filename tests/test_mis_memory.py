@@ -16,8 +16,9 @@ def env(tiny):
     emb = torch.randn(2, 768, generator=torch.Generator().manual_seed(1))
     net = mod("nodes.tokenizer").load_position_net(instdiff)
     grounding = mod("instdiff_model.grounding").build_grounding(net, [layout], [emb], "sd15", 0)
-    grounding.instance_conds = [torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(i)) for i in (2, 3)]
-    patched = mod("nodes.apply").ApplyInstanceDiffusion().apply(model, instdiff, grounding, 1.0, 0.0, True, True)[0]
+    captions = tuple(torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(i)) for i in (2, 3))
+    conditioning = mod("nodes.tokenizer").InstanceConditioning(grounding, captions)
+    patched = mod("nodes.apply").ApplyInstanceDiffusion().apply(model, instdiff, conditioning, 1.0, 0.0, True, True)[0]
     return types.SimpleNamespace(mod=mod, patched=patched)
 
 

@@ -31,8 +31,9 @@ def env(tiny):
         L.Instance(caption=f"object {i}", box=(40 + 150 * i, 60, 120, 200)) for i in range(3)])
     emb = torch.randn(3, 768, generator=torch.Generator().manual_seed(1))
     grounding = mod("instdiff_model.grounding").build_grounding(instdiff.position_net, [layout], [emb], "sd15", 0)
-    grounding.instance_conds = [torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(i)) for i in range(3)]
-    (patched,) = mod("nodes.apply").ApplyInstanceDiffusion().apply(model, instdiff, grounding, 0.8, 0.0, True, False)
+    captions = tuple(torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(i)) for i in range(3))
+    conditioning = mod("nodes.tokenizer").InstanceConditioning(grounding, captions)
+    (patched,) = mod("nodes.apply").ApplyInstanceDiffusion().apply(model, instdiff, conditioning, 0.8, 0.0, True, False)
     patched.set_model_unet_function_wrapper(lambda apply_model, args: args["input"])  # denoised = x
     return types.SimpleNamespace(mod=mod, model=patched, instdiff=instdiff)
 
