@@ -1,5 +1,6 @@
 """The MIS contract: caption conds travel beside the grounding (tokenizer -> Apply -> patch -> sampler), not in it."""
 import dataclasses
+import types
 
 import pytest
 import torch
@@ -23,37 +24,37 @@ def env(tiny):
     L = mod("instdiff_model.layout")
     layout = L.Layout(width=128, height=128, caption="c", instances=[
         L.Instance(caption="a cube", box=(8, 10, 60, 70)), L.Instance(caption="a ball", box=(70, 60, 50, 60))])
-    return dict(mod=mod, model=tiny.unet(5), instdiff=tiny.instdiff("mis-contract"), layout=layout)
+    return types.SimpleNamespace(mod=mod, model=tiny.unet(5), instdiff=tiny.instdiff("mis-contract"), layout=layout)
 
 
 def tokenize(env):
-    node = env["mod"]("nodes.tokenizer").InstanceTokenizerNode()
-    return node.tokenize(FakeClip(), [env["layout"]], env["instdiff"], "auto", 0)[0]
+    node = env.mod("nodes.tokenizer").InstanceTokenizerNode()
+    return node.tokenize(FakeClip(), [env.layout], env.instdiff, "auto", 0)[0]
 
 
 def apply(env, instance_conditioning):
-    node = env["mod"]("nodes.apply").ApplyInstanceDiffusion()
-    return node.apply(env["model"], env["instdiff"], instance_conditioning, 1.0, 0.0, True, False)[0]
+    node = env.mod("nodes.apply").ApplyInstanceDiffusion()
+    return node.apply(env.model, env.instdiff, instance_conditioning, 1.0, 0.0, True, False)[0]
 
 
 def run_mis(env, model):
     cond = [[torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(9)), {}]]
     latent = {"samples": torch.zeros(1, 4, 16, 16)}
-    node = env["mod"]("nodes.sampler").InstanceDiffusionKSampler()
+    node = env.mod("nodes.sampler").InstanceDiffusionKSampler()
     return node.sample(model, 0, 2, 5.0, "euler", "normal", cond, cond, latent, 1.0, 0.5, 0)[0]["samples"]
 
 
 def test_the_tokenizer_output_carries_the_captions_beside_the_grounding(env):
     out = tokenize(env)
-    grounding_cls = env["mod"]("instdiff_model.grounding").Grounding
+    grounding_cls = env.mod("instdiff_model.grounding").Grounding
     assert isinstance(out.grounding, grounding_cls)
     assert {f.name for f in dataclasses.fields(grounding_cls)}.isdisjoint({"captions", "instance_conds"})
-    expected = [FakeClip().encode_from_tokens({"l": inst.caption}, "unprojected")[0] for inst in env["layout"].instances]
+    expected = [FakeClip().encode_from_tokens({"l": inst.caption}, "unprojected")[0] for inst in env.layout.instances]
     assert len(out.captions) == 2 and all(torch.equal(a, b) for a, b in zip(out.captions, expected))
 
 
 def test_the_patch_keeps_the_captions_through_with_grounding(env):
-    sampler = env["mod"]("nodes.sampler")
+    sampler = env.mod("nodes.sampler")
     out = tokenize(env)
     patched = apply(env, out)
     patch = sampler.find_fuser_patch(patched)
@@ -65,7 +66,7 @@ def test_the_patch_keeps_the_captions_through_with_grounding(env):
 
 
 def test_mis_on_a_patch_without_captions_names_the_fix(env):
-    errors = env["mod"]("instdiff_model.errors")
+    errors = env.mod("instdiff_model.errors")
     patched = apply(env, tokenize(env).grounding)  # a bare Grounding, as built in-process
     with pytest.raises(errors.InstDiffError, match="carries 0 caption conditioning.*connect the Instance Tokenizer"):
         run_mis(env, patched)
