@@ -1,6 +1,4 @@
 """Geometry shared by location kinds, preprocessing, importers and interop: clamp, polygon raster, mask resize."""
-import importlib
-
 import numpy as np
 
 
@@ -44,14 +42,3 @@ def rasterize_polygon(rings, height: int, width: int) -> np.ndarray:
         out |= inside
     return out
 
-
-# Names that moved: instance_extent / instance_mask to locations.py (which imports this module), the value checks
-# to values.py; old imports of them from here keep working.
-_MOVED = {"instance_extent": "locations", "instance_mask": "locations",
-          "short": "values", "is_int": "values", "is_number": "values", "number": "values"}
-
-
-def __getattr__(name):
-    if name in _MOVED:
-        return getattr(importlib.import_module(f"{__package__}.{_MOVED[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import InstDiffError
-from .geometry import instance_mask
+from .locations import instance_mask
 from .masked_attention import box_coverage, raster_coverage
 from .preprocess import layout_to_grounding_inputs, null_grounding_inputs
 

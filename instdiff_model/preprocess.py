@@ -7,7 +7,7 @@ import torch
 
 from .constants import MAX_INSTANCES, N_POLYGON_POINTS, N_SCRIBBLE_POINTS, SEG_SIZE, TEXT_DIM
 from .errors import InstDiffError
-from .geometry import rasterize_polygon, resize_nearest  # noqa: F401 (rasterize_polygon re-exported)
+from .geometry import resize_nearest
 from .locations import instance_extent, instance_mask
 
 

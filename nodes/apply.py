@@ -2,7 +2,6 @@
 from ..instdiff_model.constants import CONTEXT_DIM
 from ..instdiff_model.errors import InstDiffError
 from .patch import apply_patches
-from .tokenizer import InstanceConditioning
 
 TRANSFORMER_DEPTH = [1, 1, 1, 1, 1, 1, 0, 0]
 
@@ -49,9 +48,8 @@ class ApplyInstanceDiffusion:
     def apply(self, model, instancediffusion, instance_conditioning, grounding_full, grounding_decay, scaleu,
               masked_attention):
         check_sd15(model, instancediffusion)
-        conditioning = InstanceConditioning.of(instance_conditioning)
-        return (apply_patches(model, instancediffusion, conditioning.grounding, grounding_full, grounding_decay,
-                              scaleu, masked_attention, captions=conditioning.captions),)
+        return (apply_patches(model, instancediffusion, instance_conditioning.grounding, grounding_full,
+                              grounding_decay, scaleu, masked_attention, captions=instance_conditioning.captions),)
 
 
 NODE_CLASS_MAPPINGS = {"ApplyInstanceDiffusion": ApplyInstanceDiffusion}

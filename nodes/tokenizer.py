@@ -24,11 +24,6 @@ class InstanceConditioning:
     grounding: Grounding
     captions: tuple = ()
 
-    @staticmethod
-    def of(value) -> "InstanceConditioning":
-        """The Instance Tokenizer's output as is; a bare Grounding (built in-process) with no captions."""
-        return value if isinstance(value, InstanceConditioning) else InstanceConditioning(value)
-
 
 class InstanceTokenizerNode:
     DESCRIPTION = ("Turn the layout into InstanceDiffusion's 184 grounding tokens per frame (30 box, 30 point, "

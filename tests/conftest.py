@@ -56,15 +56,21 @@ def tiny(pack):
     def env(unet_seed, salt, layout=None, grounding=False):
         """mod, the tiny UNet `model` (unet_seed), the formula `instdiff` (salt) and `layout`; `ground(tokenizer)`
         builds the layout's sd15 grounding (sample seed 0) from phrase embeddings seeded 1 by tokenizer (default: the
-        weights' position net); with grounding=True, `grounding` is ground() (else None)."""
+        weights' position net); with grounding=True, `grounding` is ground() (else None); `apply(grounding, ...)` is
+        the Apply node's MODEL for a grounding (and caption conds, for MIS)."""
         model, weights = unet(unet_seed), instdiff(salt)
+
+        def apply(g, masked=False, full=1.0, captions=(), model=model):
+            conditioning = mod("nodes.tokenizer").InstanceConditioning(g, tuple(captions))
+            node = mod("nodes.apply").ApplyInstanceDiffusion()
+            return node.apply(model, weights, conditioning, full, 0.0, True, masked)[0]
 
         def ground(tokenizer=None):
             emb = torch.randn(len(layout.instances), 768, generator=torch.Generator().manual_seed(1))
             net = weights.position_net if tokenizer is None else tokenizer
             return mod("instdiff_model.grounding").build_grounding(net, [layout], [emb], "sd15", 0)
 
-        return types.SimpleNamespace(mod=mod, model=model, instdiff=weights, layout=layout, ground=ground,
+        return types.SimpleNamespace(mod=mod, model=model, instdiff=weights, layout=layout, ground=ground, apply=apply,
                                      grounding=ground() if grounding else None)
 
     return types.SimpleNamespace(mod=mod, unet=unet, instdiff=instdiff, layout=layout, env=env)

@@ -18,8 +18,7 @@ CASES = [(False, 1), (True, 1), (True, 2)]  # (masked attention, latents per chu
 def eps(env, masked: bool, per: int = 1):
     """One cond + uncond UNet call of the patched model (16x16 latent: 256, 64, 16 and 4 visual tokens per fuser);
     with per = 2 both latents of the cond chunk use the one layout frame, so its mask is broadcast over them."""
-    apply = env.mod("nodes.apply").ApplyInstanceDiffusion()
-    (patched,) = apply.apply(env.model, env.instdiff, env.grounding, 1.0, 0.0, True, masked)
+    patched = env.apply(env.grounding, masked)
     g = torch.Generator().manual_seed(0)
     x, ctx = torch.randn(2 * per, 4, 16, 16, generator=g), torch.randn(2 * per, 77, 768, generator=g)
     opts = dict(patched.model_options["transformer_options"], cond_or_uncond=[0, 1], sigmas=None,

@@ -23,8 +23,7 @@ def moving_box(env, frames):
 def patched(env, layouts, masked):
     emb = [torch.randn(1, 768, generator=torch.Generator().manual_seed(0))] * len(layouts)
     g = env.mod("instdiff_model.grounding").build_grounding(env.instdiff.position_net, layouts, emb, "sd15", 0)
-    apply = env.mod("nodes.apply").ApplyInstanceDiffusion()
-    return apply.apply(env.model, env.instdiff, g, 1.0, 0.0, True, masked)[0]
+    return env.apply(g, masked)
 
 
 def core_window(index_list):

@@ -16,8 +16,7 @@ def grounding(env, tokenizer=None):
 
 
 def patched_model(env, masked=True):
-    apply = env.mod("nodes.apply").ApplyInstanceDiffusion()
-    return apply.apply(env.model, env.instdiff, grounding(env), 1.0, 0.0, True, masked)[0]
+    return env.apply(grounding(env), masked)
 
 
 def inputs(dtype=torch.float32):
@@ -150,11 +149,10 @@ def unet_in(dtype, manual_cast=None):
     (torch.float8_e4m3fn, torch.float32, torch.float32)])
 def test_half_and_fp8_unets_sample_end_to_end_and_leave_fp32_runs_unchanged(env, dtype, manual_cast, compute):
     import comfy.model_management as mm
-    apply = env.mod("nodes.apply").ApplyInstanceDiffusion()
     g = grounding(env)
-    fp32 = apply.apply(env.model, env.instdiff, g, 1.0, 0.0, True, True)[0]
+    fp32 = env.apply(g, True)
     before = sample(env, fp32)
-    low = apply.apply(unet_in(dtype, manual_cast), env.instdiff, g, 1.0, 0.0, True, True)[0]
+    low = env.apply(g, True, model=unet_in(dtype, manual_cast))
     seen = []
     fp = fuser_patch(low)
     run = fp._fuser

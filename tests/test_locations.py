@@ -119,7 +119,6 @@ def test_one_json_decoder_with_each_callers_wording():
         decode_json(b"[" * 100000, "boxes", "{what}: not valid JSON ({exc}); give a list of boxes")
 
 
-def test_moved_names_still_import_from_geometry():
-    from instdiff_model.geometry import instance_extent, instance_mask, is_int, is_number, number, short
-    assert (instance_extent, instance_mask) == (loc.instance_extent, loc.instance_mask)
+def test_value_checks():
+    from instdiff_model.values import is_int, is_number, number, short
     assert is_int(3) and not is_int(True) and is_number(2.5) and number(2, "x") == 2.0 and short("x" * 99).endswith("...")

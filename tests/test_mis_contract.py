@@ -67,6 +67,6 @@ def test_the_patch_keeps_the_captions_through_with_grounding(env):
 
 def test_mis_on_a_patch_without_captions_names_the_fix(env):
     errors = env.mod("instdiff_model.errors")
-    patched = apply(env, tokenize(env).grounding)  # a bare Grounding, as built in-process
+    patched = apply(env, env.mod("nodes.tokenizer").InstanceConditioning(tokenize(env).grounding))  # no captions
     with pytest.raises(errors.InstDiffError, match="carries 0 caption conditioning.*connect the Instance Tokenizer"):
         run_mis(env, patched)

@@ -7,19 +7,11 @@ import torch
 
 @pytest.fixture(scope="module")
 def env(tiny):
-    mod = tiny.mod
-    model = tiny.unet(5)
-    instdiff = tiny.instdiff("mis-memory")
-    L = mod("instdiff_model.layout")
-    layout = L.Layout(width=128, height=128, caption="c", instances=[
-        L.Instance(caption="a cube", box=(8, 10, 60, 70)), L.Instance(caption="a ball", box=(70, 60, 50, 60))])
-    emb = torch.randn(2, 768, generator=torch.Generator().manual_seed(1))
-    net = mod("nodes.tokenizer").load_position_net(instdiff)
-    grounding = mod("instdiff_model.grounding").build_grounding(net, [layout], [emb], "sd15", 0)
-    captions = tuple(torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(i)) for i in (2, 3))
-    conditioning = mod("nodes.tokenizer").InstanceConditioning(grounding, captions)
-    patched = mod("nodes.apply").ApplyInstanceDiffusion().apply(model, instdiff, conditioning, 1.0, 0.0, True, True)[0]
-    return types.SimpleNamespace(mod=mod, patched=patched)
+    env = tiny.env(5, "mis-memory", tiny.layout((8, 10, 60, 70), (70, 60, 50, 60)))
+    grounding = env.ground(env.mod("nodes.tokenizer").load_position_net(env.instdiff))
+    captions = [torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(i)) for i in (2, 3)]
+    env.patched = env.apply(grounding, masked=True, captions=captions)
+    return env
 
 
 def run_mis(env, monkeypatch, interrupt_at=None, max_batch=0):

@@ -1,7 +1,6 @@
 """MIS keeps the noise level of every host sampler (in-process, pass-through denoiser), and reuses the full layout's
 sampled points for its single-instance trajectories."""
 import dataclasses
-import types
 
 import numpy as np
 import pytest
@@ -23,19 +22,14 @@ class NullTokenizer(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def env(tiny):
-    mod = tiny.mod
-    model = tiny.unet(3)
-    instdiff = tiny.instdiff("mis-noise")
-    L = mod("instdiff_model.layout")
+    L = tiny.mod("instdiff_model.layout")
     layout = L.Layout(width=512, height=512, caption="a test scene", instances=[
         L.Instance(caption=f"object {i}", box=(40 + 150 * i, 60, 120, 200)) for i in range(3)])
-    emb = torch.randn(3, 768, generator=torch.Generator().manual_seed(1))
-    grounding = mod("instdiff_model.grounding").build_grounding(instdiff.position_net, [layout], [emb], "sd15", 0)
-    captions = tuple(torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(i)) for i in range(3))
-    conditioning = mod("nodes.tokenizer").InstanceConditioning(grounding, captions)
-    (patched,) = mod("nodes.apply").ApplyInstanceDiffusion().apply(model, instdiff, conditioning, 0.8, 0.0, True, False)
-    patched.set_model_unet_function_wrapper(lambda apply_model, args: args["input"])  # denoised = x
-    return types.SimpleNamespace(mod=mod, model=patched, instdiff=instdiff)
+    env = tiny.env(3, "mis-noise", layout, grounding=True)
+    captions = [torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    env.model = env.apply(env.grounding, full=0.8, captions=captions)
+    env.model.set_model_unet_function_wrapper(lambda apply_model, args: args["input"])  # denoised = x
+    return env
 
 
 def sample(env, sampler, mis, seed=3, max_batch=0, model=None):

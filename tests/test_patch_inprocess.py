@@ -27,12 +27,11 @@ def unet_eps(model, x, t, ctx):
 
 
 def test_apply_clones_and_leaves_the_input_model_unchanged(env):
-    apply = env.mod("nodes.apply").ApplyInstanceDiffusion()
     g = torch.Generator().manual_seed(0)
     x, ctx, t = torch.randn(1, 4, 16, 16, generator=g), torch.randn(1, 77, 768, generator=g), torch.tensor([500.0])
     before_eps = unet_eps(env.model, x, t, ctx)
     before_opts = repr(env.model.model_options)
-    (patched,) = apply.apply(env.model, env.instdiff, grounding_for(env, [box_layout(env, 10)]), 1.0, 0.0, True, False)
+    patched = env.apply(grounding_for(env, [box_layout(env, 10)]))
     assert patched is not env.model and repr(env.model.model_options) == before_opts
     assert torch.equal(unet_eps(env.model, x, t, ctx), before_eps)
     assert (unet_eps(patched, x, t, ctx) - before_eps).abs().max() > 1e-3

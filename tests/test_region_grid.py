@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from box_pixels import box_regions
 from instdiff_model import layout as L
-from instdiff_model.geometry import instance_mask
+from instdiff_model.locations import instance_mask
 from instdiff_model.grounding import instance_regions
 from instdiff_model.masked_attention import instance_attention_mask, region_tokens
 from instdiff_model.preprocess import layout_to_grounding_inputs
