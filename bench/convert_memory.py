@@ -1,11 +1,9 @@
-"""Peak memory of `python -m instdiff_model.convert` on a full-size synthetic official-layout checkpoint.
-
-Builds (in a child process) a .pth laid out like instancediffusion_sd15.pth: 'model' and 'ema' dicts with
-the 513 added keys at their real shapes (random values) plus the 686 base SD1.5 keys (real parameter
-count, views of one flat buffer each), an Adam-like optimizer state for the added parameters, and config
-objects; then converts it in a second child and prints that child's peak RSS divided by the file size.
-Usage: python bench/convert_memory.py [--workdir DIR] [--dtype fp16|fp32] [--keep]
-"""
+"""Peak memory of `python -m instdiff_model.convert` on a full-size synthetic official-layout checkpoint."""
+# Builds (in a child process) a .pth laid out like instancediffusion_sd15.pth: 'model' and 'ema' dicts with
+# the 513 added keys at their real shapes (random values) plus the 686 base SD1.5 keys (real parameter
+# count, views of one flat buffer each), an Adam-like optimizer state for the added parameters, and config
+# objects; then converts it in a second child and prints that child's peak RSS divided by the file size.
+# Usage: python bench/convert_memory.py [--workdir DIR] [--dtype fp16|fp32] [--keep]
 import argparse
 import os
 import subprocess

@@ -1,14 +1,12 @@
 #!/usr/bin/env python
-"""InstanceDiffusion node-pack benchmark: runs the measuring sections and writes bench/RESULTS.md.
-
-Sections (issue 9): 1 tokenizer cost and 4 MIS cost (bench/tokens_mis.py, tiny UNet), 2 time per UNet call vs a
-FLOP bound and 3 the per-call-tokenizer (logtd) baseline (bench/unet_calls.py, full-size UNet), 5 memory and 6
-converter peak memory (bench/memory.py); bench/common.py holds the plumbing, bench/report.py the reporting.
-Usage: .venv/bin/python bench/run.py [--quick] [--device cpu|cuda] [--sections 1,2,3,4,5,6] [--out FILE]
-Prints a table and writes bench/RESULTS.md (machine, then per section: target, measured value, pass/fail).
-Everything runs on random weights (the host's own SD1.5 UNet class, our InstanceDiffusionModel): the speed of
-a matmul does not depend on the values.
-"""
+"""InstanceDiffusion node-pack benchmark: runs the measuring sections and writes bench/RESULTS.md."""
+# Sections (issue 9): 1 tokenizer cost and 4 MIS cost (bench/tokens_mis.py, tiny UNet), 2 time per UNet call vs a
+# FLOP bound and 3 the per-call-tokenizer (logtd) baseline (bench/unet_calls.py, full-size UNet), 5 memory and 6
+# converter peak memory (bench/memory.py); bench/common.py holds the plumbing, bench/report.py the reporting.
+# Usage: .venv/bin/python bench/run.py [--quick] [--device cpu|cuda] [--sections 1,2,3,4,5,6] [--out FILE]
+# Prints a table and writes bench/RESULTS.md (machine, then per section: target, measured value, pass/fail).
+# Everything runs on random weights (the host's own SD1.5 UNet class, our InstanceDiffusionModel): the speed of
+# a matmul does not depend on the values.
 import argparse
 import gc
 import os

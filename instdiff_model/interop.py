@@ -1,26 +1,24 @@
-"""Detections from other ComfyUI nodes <-> layout instances. Plain numpy/torch; no ComfyUI import.
-
-Formats read (every coordinate in pixels of the image the detector saw unless the format says "norm"):
-
-* Core ``BOUNDING_BOX`` (ComfyUI 2026: RT-DETR Detect, SAM3 Detect, Create Bounding Boxes, Draw BBoxes):
-  a dict ``{"x", "y", "width", "height"}`` (top-left corner + size, pixels), a list of such dicts (one image)
-  or a list of lists of them (one inner list per image of a batch). Optional keys: ``"label"``, ``"score"``,
-  ``"metadata": {"desc", "text", "name", ...}``.
-* Core ``BOUNDING_BOXES`` (comfy_api ``io.BoundingBoxes``: the Create Bounding Boxes canvas state): a list of
-  ``{"x", "y", "width", "height", "metadata": {"type": "obj" | "text", "text", "desc", "palette": ["#rrggbb"]}}``
-  in pixels; ``desc`` describes the box, ``text`` is the lettering of a "text" box, ``palette`` its colours.
-* Create Bounding Boxes ``elements`` (``ARRAY``, Ideogram prompt elements): ``[{"type", "bbox": [ymin, xmin, ymax,
-  xmax] on a 0..1000 grid of the canvas, "desc", "text" (text boxes), "color_palette"}]``.
-* Box lists (KJNodes ``BBOX``, Florence-2 ``JSON``, YOLO / ultralytics arrays, JSON text): a list of 4-number
-  boxes in the chosen ``box_format``; a list of dicts with ``"bbox"``/``"box"`` and ``"label"``; a Florence-2
-  result ``{"bboxes": [...], "labels": [...]}`` (or a per-image list of them); an (N, 4) array/tensor.
-* Impact Pack ``SEGS``: ``((h, w), [SEG(cropped_image, cropped_mask, confidence, crop_region, bbox, label,
-  control_net_wrapper), ...])`` with ``crop_region``/``bbox`` as ``[x1, y1, x2, y2]`` pixels of the (h, w) image
-  and ``cropped_mask`` an (y2-y1, x2-x1) array over ``crop_region``.
-* ComfyUI ``MASK``: (B, H, W) or (H, W) floats; each mask of the batch becomes one instance.
-
-Every problem raises InstDiffError naming the element (``"BOUNDING_BOX item 3: ..."``).
-"""
+"""Detections from other ComfyUI nodes <-> layout instances. Plain numpy/torch; no ComfyUI import."""
+# Formats read (every coordinate in pixels of the image the detector saw unless the format says "norm"):
+#
+# * Core ``BOUNDING_BOX`` (ComfyUI 2026: RT-DETR Detect, SAM3 Detect, Create Bounding Boxes, Draw BBoxes):
+#   a dict ``{"x", "y", "width", "height"}`` (top-left corner + size, pixels), a list of such dicts (one image)
+#   or a list of lists of them (one inner list per image of a batch). Optional keys: ``"label"``, ``"score"``,
+#   ``"metadata": {"desc", "text", "name", ...}``.
+# * Core ``BOUNDING_BOXES`` (comfy_api ``io.BoundingBoxes``: the Create Bounding Boxes canvas state): a list of
+#   ``{"x", "y", "width", "height", "metadata": {"type": "obj" | "text", "text", "desc", "palette": ["#rrggbb"]}}``
+#   in pixels; ``desc`` describes the box, ``text`` is the lettering of a "text" box, ``palette`` its colours.
+# * Create Bounding Boxes ``elements`` (``ARRAY``, Ideogram prompt elements): ``[{"type", "bbox": [ymin, xmin, ymax,
+#   xmax] on a 0..1000 grid of the canvas, "desc", "text" (text boxes), "color_palette"}]``.
+# * Box lists (KJNodes ``BBOX``, Florence-2 ``JSON``, YOLO / ultralytics arrays, JSON text): a list of 4-number
+#   boxes in the chosen ``box_format``; a list of dicts with ``"bbox"``/``"box"`` and ``"label"``; a Florence-2
+#   result ``{"bboxes": [...], "labels": [...]}`` (or a per-image list of them); an (N, 4) array/tensor.
+# * Impact Pack ``SEGS``: ``((h, w), [SEG(cropped_image, cropped_mask, confidence, crop_region, bbox, label,
+#   control_net_wrapper), ...])`` with ``crop_region``/``bbox`` as ``[x1, y1, x2, y2]`` pixels of the (h, w) image
+#   and ``cropped_mask`` an (y2-y1, x2-x1) array over ``crop_region``.
+# * ComfyUI ``MASK``: (B, H, W) or (H, W) floats; each mask of the batch becomes one instance.
+#
+# Every problem raises InstDiffError naming the element (``"BOUNDING_BOX item 3: ..."``).
 import math
 import re
 from dataclasses import dataclass

@@ -1,17 +1,15 @@
-"""Instance layout: image size, global caption and up to 30 captioned instances, with a versioned JSON schema.
-
-JSON (schema "instdiff.layout", version 1), all coordinates in pixels of the width x height image:
-    {"schema": "instdiff.layout", "version": 1, "width": W, "height": H, "caption": "global prompt",
-     "instances": [{"caption": "...", "box": [x, y, w, h], "point": [x, y],
-                    "scribble": [[[x, y], ...], ...],          # strokes; a single stroke [[x, y], ...] is accepted
-                    "polygon": [[[x, y], ...], ...],           # rings (>= 3 vertices); a single ring is accepted
-                    "mask": {"size": [H, W], "counts": "..."}, # COCO RLE, compressed string or list of run lengths
-                    "color": "#rrggbb"}]}
-Every instance needs a caption and at least one of box / point / scribble / polygon / mask (the location kinds,
-each defined in locations.py).
-Out-of-image policy: anything outside [0, W] x [0, H] (or a mask of another size) is refused with an
-InstDiffError naming the instance index, the field and the fix; nothing is clipped silently.
-"""
+"""Instance layout: image size, global caption and up to 30 captioned instances, with a versioned JSON schema."""
+# JSON (schema "instdiff.layout", version 1), all coordinates in pixels of the width x height image:
+#     {"schema": "instdiff.layout", "version": 1, "width": W, "height": H, "caption": "global prompt",
+#      "instances": [{"caption": "...", "box": [x, y, w, h], "point": [x, y],
+#                     "scribble": [[[x, y], ...], ...],          # strokes; a single stroke [[x, y], ...] is accepted
+#                     "polygon": [[[x, y], ...], ...],           # rings (>= 3 vertices); a single ring is accepted
+#                     "mask": {"size": [H, W], "counts": "..."}, # COCO RLE, compressed string or list of run lengths
+#                     "color": "#rrggbb"}]}
+# Every instance needs a caption and at least one of box / point / scribble / polygon / mask (the location kinds,
+# each defined in locations.py).
+# Out-of-image policy: anything outside [0, W] x [0, H] (or a mask of another size) is refused with an
+# InstDiffError naming the instance index, the field and the fix; nothing is clipped silently.
 import json
 import re
 from dataclasses import dataclass, field

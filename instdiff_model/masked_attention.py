@@ -1,32 +1,30 @@
-"""Instance-masked attention: boolean masks keeping each visual token to its own instance's tokens.
-
-Token layout of the fuser's self-attention: h*w visual tokens (row-major 'b (h w) c'), then 184 grounding
-tokens [30 box | 30 point | 30 scribble | 30 polygon | 64 seg]; slot i of each of the first four groups
-belongs to instance i. Rules (True = may attend):
-
-* Regions -> tokens: a token belongs to instance i if at least half of its cell is inside region i
-  (area pooling from the region grid to h x w); an instance that would get no token that way (a small object at
-  8x8) takes every token its region touches instead (coverage > 0), so it never disappears.
-* Region grid: regions are kept as area coverage (the fraction of each cell inside the region, float16) of the
-  layout's latent grid: ceil(H/8) x ceil(W/8) cells, each the adaptive-pooling window of the image's pixels (8x8
-  pixels when the sides are multiples of 8; else about 8, spanning the image as the latent does). Bool pixel
-  rasters are accepted too (coverage 0 or 1). Tokens are pooled from the cells by adaptive pooling. Where cells
-  nest evenly in tokens (sides multiples of 8 and the token grid dividing the region grid: every SD1.5 block when
-  the sides are multiples of 64 and the latent is the layout's size / 8) this equals pooling the pixels. Otherwise
-  a token pools every cell its pixels fall in, weighted equally, so its membership may differ from pooling the
-  pixels only where those cells are partly inside the region (its border); a latent larger than the layout's /8
-  size sees each region cell as a block of tokens.
-* A visual token inside one or more instances attends to every visual token inside any of those instances
-  (the union of their regions, overlaps included) and to the four grounding tokens of each of them.
-* A background visual token (inside no instance) attends to all background visual tokens and to no
-  instance's grounding tokens.
-* Unlocalised slots (padding, or a present instance whose region is empty, e.g. point-only) are not
-  masked: every visual token may attend to their grounding tokens, as in the unmasked model.
-* The 64 seg tokens come from the joint mask of all instances: every visual token may attend to them.
-* Grounding-token rows attend to everything (their outputs are discarded; this keeps softmax finite).
-* Every row has at least its own diagonal entry, so no row is fully masked. A batch element without any
-  localised instance (e.g. the unconditional CFG pass) gets an all-True mask, i.e. plain attention.
-"""
+"""Instance-masked attention: boolean masks keeping each visual token to its own instance's tokens."""
+# Token layout of the fuser's self-attention: h*w visual tokens (row-major 'b (h w) c'), then 184 grounding
+# tokens [30 box | 30 point | 30 scribble | 30 polygon | 64 seg]; slot i of each of the first four groups
+# belongs to instance i. Rules (True = may attend):
+#
+# * Regions -> tokens: a token belongs to instance i if at least half of its cell is inside region i
+#   (area pooling from the region grid to h x w); an instance that would get no token that way (a small object at
+#   8x8) takes every token its region touches instead (coverage > 0), so it never disappears.
+# * Region grid: regions are kept as area coverage (the fraction of each cell inside the region, float16) of the
+#   layout's latent grid: ceil(H/8) x ceil(W/8) cells, each the adaptive-pooling window of the image's pixels (8x8
+#   pixels when the sides are multiples of 8; else about 8, spanning the image as the latent does). Bool pixel
+#   rasters are accepted too (coverage 0 or 1). Tokens are pooled from the cells by adaptive pooling. Where cells
+#   nest evenly in tokens (sides multiples of 8 and the token grid dividing the region grid: every SD1.5 block when
+#   the sides are multiples of 64 and the latent is the layout's size / 8) this equals pooling the pixels. Otherwise
+#   a token pools every cell its pixels fall in, weighted equally, so its membership may differ from pooling the
+#   pixels only where those cells are partly inside the region (its border); a latent larger than the layout's /8
+#   size sees each region cell as a block of tokens.
+# * A visual token inside one or more instances attends to every visual token inside any of those instances
+#   (the union of their regions, overlaps included) and to the four grounding tokens of each of them.
+# * A background visual token (inside no instance) attends to all background visual tokens and to no
+#   instance's grounding tokens.
+# * Unlocalised slots (padding, or a present instance whose region is empty, e.g. point-only) are not
+#   masked: every visual token may attend to their grounding tokens, as in the unmasked model.
+# * The 64 seg tokens come from the joint mask of all instances: every visual token may attend to them.
+# * Grounding-token rows attend to everything (their outputs are discarded; this keeps softmax finite).
+# * Every row has at least its own diagonal entry, so no row is fully masked. A batch element without any
+#   localised instance (e.g. the unconditional CFG pass) gets an all-True mask, i.e. plain attention.
 import numpy as np
 import torch
 import torch.nn.functional as F

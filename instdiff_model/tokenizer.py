@@ -1,12 +1,10 @@
-"""Instance tokenizer (the official UniFusion position net): per-instance text + location -> 184 grounding tokens.
-
-Phrase embeddings (`positive_embeddings`, 768-d per instance) must be the CLIP ViT-L/14 text model's
-*pooled* output BEFORE the text projection: the final-LayerNorm hidden state at the EOS token
-(HF `CLIPModel.text_model(...).pooler_output`, not `get_text_features`), one caption per instance.
-
-Eval-mode only: the official forward also draws four `torch.rand(1)` from the global torch RNG for its
-training-time dropout and then ignores them in eval; we skip those draws, so the global RNG is untouched.
-"""
+"""Instance tokenizer (the official UniFusion position net): per-instance text + location -> 184 grounding tokens."""
+# Phrase embeddings (`positive_embeddings`, 768-d per instance) must be the CLIP ViT-L/14 text model's
+# *pooled* output BEFORE the text projection: the final-LayerNorm hidden state at the EOS token
+# (HF `CLIPModel.text_model(...).pooler_output`, not `get_text_features`), one caption per instance.
+#
+# Eval-mode only: the official forward also draws four `torch.rand(1)` from the global torch RNG for its
+# training-time dropout and then ignores them in eval; we skip those draws, so the global RNG is untouched.
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -1,7 +1,5 @@
-"""Interop nodes: detections / masks from other ComfyUI nodes -> our layout, and our layout -> core boxes.
-
-Pure conversion logic lives in instdiff_model/interop.py; this module is the ComfyUI glue.
-"""
+"""Interop nodes: detections / masks from other ComfyUI nodes -> our layout, and our layout -> core boxes."""
+# Pure conversion logic lives in instdiff_model/interop.py; this module is the ComfyUI glue.
 import re
 
 import torch

@@ -1,8 +1,6 @@
-"""Write workflows/instancediffusion_bounding_boxes_2026.json: core Create Bounding Boxes <-> our layout (issue 16).
-
-Needs a 2026 host that has the Create Bounding Boxes node (ComfyUI >= 0.27 with PR #14724's `bboxes` input):
-COMFYUI_PATH=/path/to/ComfyUI python scripts/build_bounding_boxes_workflow.py
-"""
+"""Write workflows/instancediffusion_bounding_boxes_2026.json: core Create Bounding Boxes <-> our layout (issue 16)."""
+# Needs a 2026 host that has the Create Bounding Boxes node (ComfyUI >= 0.27 with PR #14724's `bboxes` input):
+# COMFYUI_PATH=/path/to/ComfyUI python scripts/build_bounding_boxes_workflow.py
 import json
 import sys
 from pathlib import Path

@@ -1,17 +1,15 @@
 #!/usr/bin/env python
-"""GPU check (issue 14): InstanceDiffusion's speed and memory through the host's model management, on any torch device.
-
-Usage: .venv/bin/python scripts/gpu_check.py --device cuda|mps|cpu [--tiny] [--lowvram] [--out FOLDER]
-Sections (all through the host's own sampling, so its model management loads, counts and unloads the weights):
-  unet_calls     fp32 and fp16: time per UNet call (one sampler step, cond+uncond batch) of the patched model over
-                 the plain one at 512x512 and 768x512, the host's loaded-model accounting, peak memory, the weights'
-                 round trips (device changes of the stored fusers seen around the timed runs and at each fuser call)
-  mis            MIS with 3 and 10 instances: run time over a plain run, against the bound 1 + n*mis
-  memory         peak device memory of a masked-attention run and what stays allocated after "unload models"
-  position_net   time of the instance tokenizer's position net (3 and 10 instances)
-Writes gpu_check.json and gpu_check.md to --out. Random SD1.5 stand-ins (scripts/random_models.py) at full size, or
-at --tiny sizes (UNet width 32, 64x64 and 96x64 pixels) for CI on the CPU. A full GPU run is sized to take < 8 min.
-"""
+"""GPU check (issue 14): InstanceDiffusion's speed and memory through the host's model management, on any torch device."""
+# Usage: .venv/bin/python scripts/gpu_check.py --device cuda|mps|cpu [--tiny] [--lowvram] [--out FOLDER]
+# Sections (all through the host's own sampling, so its model management loads, counts and unloads the weights):
+#   unet_calls     fp32 and fp16: time per UNet call (one sampler step, cond+uncond batch) of the patched model over
+#                  the plain one at 512x512 and 768x512, the host's loaded-model accounting, peak memory, the weights'
+#                  round trips (device changes of the stored fusers seen around the timed runs and at each fuser call)
+#   mis            MIS with 3 and 10 instances: run time over a plain run, against the bound 1 + n*mis
+#   memory         peak device memory of a masked-attention run and what stays allocated after "unload models"
+#   position_net   time of the instance tokenizer's position net (3 and 10 instances)
+# Writes gpu_check.json and gpu_check.md to --out. Random SD1.5 stand-ins (scripts/random_models.py) at full size, or
+# at --tiny sizes (UNet width 32, 64x64 and 96x64 pixels) for CI on the CPU. A full GPU run is sized to take < 8 min.
 import argparse
 import gc
 import importlib

@@ -1,12 +1,10 @@
-"""The layout editor widget in a real browser (Debian chromium + playwright-core, see scripts/setup_browser.sh).
-
-tests/browser/editor_flow.mjs builds a graph on the host UI, draws one instance of each kind (box, point,
-scribble, polygon, mask) with real mouse events, types captions, queues the prompt, then reloads the page and
-loads the saved workflow. Here we check what the backend received, the Layout Preview picture and the restore.
-It also opens the pop-out editor (draws, undoes/redoes, deletes with keys, closes with Esc) and checks that after
-a seeded run the editor shows the backend's merged layout exactly. Screenshots go to the pytest tmp dir; the
-editor and pop-out screenshots are also copied to docs/editor.png and docs/editor-popout.png.
-"""
+"""The layout editor widget in a real browser (Debian chromium + playwright-core, see scripts/setup_browser.sh)."""
+# tests/browser/editor_flow.mjs builds a graph on the host UI, draws one instance of each kind (box, point,
+# scribble, polygon, mask) with real mouse events, types captions, queues the prompt, then reloads the page and
+# loads the saved workflow. Here we check what the backend received, the Layout Preview picture and the restore.
+# It also opens the pop-out editor (draws, undoes/redoes, deletes with keys, closes with Esc) and checks that after
+# a seeded run the editor shows the backend's merged layout exactly. Screenshots go to the pytest tmp dir; the
+# editor and pop-out screenshots are also copied to docs/editor.png and docs/editor-popout.png.
 import json
 import os
 import shutil

@@ -1,5 +1,5 @@
-"""The editor's pure document module (web/instdiff_editor/document.js) under node: its node:test unit tests, and
-what it shows for a seeded Layout node's ui output, checked against the layout the backend actually returned."""
+"""The editor's document module (web/instdiff_editor/document.js) under node: its unit tests, and seeded ui output."""
+# What it shows for a seeded Layout node's ui output is checked against the layout the backend actually returned.
 import importlib
 import json
 import shutil

@@ -1,13 +1,11 @@
-"""Property fuzzing (hypothesis) of preprocessing, the importers and the instance tokenizer.
-
-Layout JSON parsing is fuzzed in test_layout.py (test_any_json_like_value_gives_layout_or_instdiff_error).
-Targets here, >= 1000 generated cases each except the tokenizer (a full-size forward with masks costs seconds
-on CPU, so it gets 15 cases):
-  * layout_to_grounding_inputs on random VALID layouts (boxes, points, scribbles, polygons, masks): only
-    InstDiffError may escape; every output is finite and the normalised ones lie in [0, 1];
-  * from_official_demo / from_coco on random JSON-ish data: a Layout or an InstDiffError, nothing else;
-  * InstanceTokenizer (formula-filled, built once) on random valid layouts: finite (1, 184, 768) tokens.
-"""
+"""Property fuzzing (hypothesis) of preprocessing, the importers and the instance tokenizer."""
+# Layout JSON parsing is fuzzed in test_layout.py (test_any_json_like_value_gives_layout_or_instdiff_error).
+# Targets here, >= 1000 generated cases each except the tokenizer (a full-size forward with masks costs seconds
+# on CPU, so it gets 15 cases):
+#   * layout_to_grounding_inputs on random VALID layouts (boxes, points, scribbles, polygons, masks): only
+#     InstDiffError may escape; every output is finite and the normalised ones lie in [0, 1];
+#   * from_official_demo / from_coco on random JSON-ish data: a Layout or an InstDiffError, nothing else;
+#   * InstanceTokenizer (formula-filled, built once) on random valid layouts: finite (1, 184, 768) tokens.
 import json
 import os
 

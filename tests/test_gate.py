@@ -1,5 +1,5 @@
-"""Grounding gate on the host's sampler: grounded UNet steps counted by a spy on the fusers, against the official
-step counts (alpha_generator: the first int(alpha * steps) steps grounded), and one gate evaluation per UNet call."""
+"""Grounding gate on the host sampler: grounded steps (spy on the fusers) vs the official counts; one gate per call."""
+# Official counts: alpha_generator grounds the first int(alpha * steps) steps.
 import json
 import types
 from pathlib import Path

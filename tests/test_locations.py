@@ -1,5 +1,5 @@
-"""Location kinds: each defined once in locations.py drives the schema, JSON, scaling, extent, raster, keyframes,
-drop config and preview drawing; the value checks and the one JSON decoder."""
+"""Location kinds (locations.py) drive schema, JSON, scaling, extent, raster, keyframes, drop config and drawing."""
+# Also: the value checks and the one JSON decoder.
 import dataclasses
 import json
 

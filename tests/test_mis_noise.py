@@ -1,5 +1,5 @@
-"""MIS keeps the noise level of every host sampler (in-process, pass-through denoiser), and reuses the full layout's
-sampled points for its single-instance trajectories."""
+"""MIS keeps every host sampler's noise level, and its single-instance trajectories reuse the full layout's points."""
+# In-process, with a pass-through denoiser.
 import dataclasses
 
 import numpy as np

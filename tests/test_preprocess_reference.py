@@ -9,6 +9,7 @@ from safetensors.numpy import load_file
 
 from instdiff_model import preprocess as P
 from instdiff_model.errors import InstDiffError
+from instdiff_model.geometry import rasterize_polygon, resize_nearest
 from instdiff_model.layout import Instance, Layout
 from refpaths import vectors_dir
 
@@ -68,7 +69,7 @@ def test_resize_nearest_equals_pil_nearest(shape):
 
     mask = (np.random.RandomState(shape[0]).rand(*shape) > 0.5).astype(np.uint8)
     pil = np.array(Image.fromarray(mask).resize((512, 512), resample=Image.Resampling.NEAREST))
-    assert np.array_equal(P.resize_nearest(mask, 512), pil)
+    assert np.array_equal(resize_nearest(mask, 512), pil)
 
 
 def test_layout_to_grounding_inputs_values():
@@ -93,7 +94,7 @@ def test_layout_to_grounding_inputs_values():
     assert g["points"][0, 0].tolist() == pytest.approx([0.15, 45 / 300])
     expected_poly = P.normalise_points(P.polygon_points(mask.astype(np.uint8), random.Random(7)), 400, 300)
     assert np.allclose(g["polygons"][0, 1].numpy(), expected_poly.astype(np.float32))
-    assert g["segs"][0, 1].sum() == float(P.resize_nearest(mask, 512).sum()) and g["segs"][0, 0].sum() == 0
+    assert g["segs"][0, 1].sum() == float(resize_nearest(mask, 512).sum()) and g["segs"][0, 0].sum() == 0
     assert g["scribbles"][0, 3].tolist()[:2] == pytest.approx([0.01, 4 / 300])
     assert g["scribbles"][0, 1].abs().sum() > 0 and g["scribbles"][0, 0].abs().sum() == 0
     again = P.layout_to_grounding_inputs(layout, emb, seed=7)
@@ -111,5 +112,5 @@ def test_null_grounding_inputs_all_zero():
 
 
 def test_polygon_rasterisation():
-    m = P.rasterize_polygon([[[1, 1], [5, 1], [5, 4], [1, 4]]], 6, 8)
+    m = rasterize_polygon([[[1, 1], [5, 1], [5, 4], [1, 4]]], 6, 8)
     assert m.sum() == 12 and m[1:4, 1:5].all()

@@ -1,8 +1,7 @@
-"""Reliability on the host: bad inputs end in one message naming the fix, hostile files are refused at the
-loader node, runs leave no state behind (patches, grounding, interrupts, memory), and sampling is deterministic.
-
-Bad inputs already covered elsewhere are listed in the README troubleshooting section with the test that covers each.
-"""
+"""Reliability on the host: bad inputs end in one message naming the fix, hostile files are refused at the"""
+# loader node, runs leave no state behind (patches, grounding, interrupts, memory), and sampling is deterministic.
+#
+# Bad inputs already covered elsewhere are listed in the README troubleshooting section with the test that covers each.
 import importlib
 import json
 import os

@@ -1,5 +1,5 @@
-"""Every shipped workflow (UI format) converted like the frontend does and executed headless with the random stand-ins;
-each run also checks that InstanceDiffusion acts (Apply made inert changes the latent, moving the instances too)."""
+"""Every shipped workflow (UI format), converted as the frontend does, run headless on the random stand-ins."""
+# Each run also checks that InstanceDiffusion acts (Apply made inert changes the latent, moving the instances too).
 import json
 from pathlib import Path
 
