@@ -274,14 +274,18 @@ def two_mask_batch(b, size):
     return b.add("ImageToMask", image=batch[0], channel="red")
 
 
-def test_mask_batch_to_image_on_the_host(host):
+def masks_layout(captions: str):
+    """A layout_node for grounded_prompt: Layout from detections on two_mask_batch (128x128) with `captions`."""
     def layout_node(b):
         masks = two_mask_batch(b, 128)
         return b.add("InstanceDiffusionLayoutFromDetections", width=128, height=128, caption="a test scene",
-                     captions="a red cube\na blue ball", box_format="xyxy", out_of_image="clamp", min_score=0.0,
+                     captions=captions, box_format="xyxy", out_of_image="clamp", min_score=0.0,
                      mask_threshold=0.5, segs_masks=True, frame=0, boxes_json="", masks=masks[0])
+    return layout_node
 
-    prompt, ids = grounded_prompt(layout_node=layout_node)
+
+def test_mask_batch_to_image_on_the_host(host):
+    prompt, ids = grounded_prompt(layout_node=masks_layout("a red cube\na blue ball"))
     entry = host.run(prompt)
     (image,) = host.output_files(entry, ids["image"])
     (preview,) = host.output_files(entry, ids["preview"])
@@ -290,13 +294,7 @@ def test_mask_batch_to_image_on_the_host(host):
 
 
 def test_bad_detection_input_fails_on_the_host_with_the_element_named(host):
-    def layout_node(b):
-        masks = two_mask_batch(b, 128)
-        return b.add("InstanceDiffusionLayoutFromDetections", width=128, height=128, caption="a test scene",
-                     captions="a red cube", box_format="xyxy", out_of_image="clamp", min_score=0.0,
-                     mask_threshold=0.5, segs_masks=True, frame=0, boxes_json="", masks=masks[0])
-
-    prompt, _ = grounded_prompt(layout_node=layout_node)
+    prompt, _ = grounded_prompt(layout_node=masks_layout("a red cube"))
     with pytest.raises(PromptError, match=r"MASK item 1: no caption"):
         host.run(prompt)
 
