@@ -57,3 +57,24 @@ def test_the_editor_shows_exactly_what_the_backend_merged(pack):
     assert shown[2]["polygon"] == [[list(p) for p in r] for r in used.instances[2].polygon]
     assert np.array_equal(np.array(shown[3]["mask"], bool).reshape(64, 100), used.instances[3].mask)
     assert shown[4]["point"] == [50.5, 3.25]
+
+
+def test_the_editor_resamples_masks_by_the_backend_rule(pack):
+    """The editor's resampleMask (the front end's copy: it resizes masks while the user changes the size) gives the
+    backend's geometry.resize_nearest pixel for pixel, growing and shrinking."""
+    geometry = importlib.import_module(pack.__name__ + ".instdiff_model.geometry")
+    rng = np.random.default_rng(3)
+    cases = [(int(rng.integers(1, 40)), int(rng.integers(1, 40)), int(rng.integers(1, 90)), int(rng.integers(1, 90)))
+             for _ in range(60)] + [(30, 70, 64, 100), (512, 512, 64, 64), (7, 3, 700, 300)]
+    masks = [rng.random((sh, sw)) < 0.4 for sh, sw, _, _ in cases]
+    script = (f"import {{ resampleMask }} from {json.dumps(DOCUMENT.as_uri())};\n"
+              "import fs from 'node:fs';\n"
+              "const cases = JSON.parse(fs.readFileSync(0, 'utf8'));\n"
+              "console.log(JSON.stringify(cases.map(([m, sw, sh, w, h]) =>"
+              " Array.from(resampleMask(Uint8Array.from(m), sw, sh, w, h)))));\n")
+    payload = [[m.astype(int).ravel().tolist(), sw, sh, w, h] for m, (sh, sw, h, w) in zip(masks, cases)]
+    proc = subprocess.run(["node", "--input-type=module", "-e", script], input=json.dumps(payload),
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    for got, m, (_, _, h, w) in zip(json.loads(proc.stdout), masks, cases):
+        assert np.array_equal(np.array(got, bool).reshape(h, w), geometry.resize_nearest(m, h, w))

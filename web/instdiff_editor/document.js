@@ -69,6 +69,8 @@ export function rleDecode(rle, w, h) {
     return rw === w && rh === h ? src : resampleMask(src, rw, rh, w, h);
 }
 
+/** Nearest-neighbour mask resize by the backend's rule (instdiff_model/geometry.resize_nearest: pixel centres),
+ * for size changes while drawing; tests/test_editor_document.py checks the two agree. */
 export function resampleMask(src, sw, sh, w, h) {
     const out = new Uint8Array(w * h);
     if (!sw || !sh) return out;
