@@ -2,7 +2,9 @@
 # A kind is one class below: its JSON key and how a value of it is checked (normalised), written to JSON, scaled to
 # another image size, where it lies (extent), which pixels it covers (raster), how it moves between keyframes, which
 # official drop config keeps it and how the preview draws it. A new kind: its class, its place in KINDS and
-# SHAPE_ORDER, its Instance field, and its tool in the editor (web/).
+# SHAPE_ORDER, its Instance field, and its tool in the editor (web/). It reaches the model through its extent (box
+# tokens) and raster (polygon, scribble and mask tokens sampled from it, preprocess.py); the model's own inputs
+# (point and scribble tokens, DROP_CONFIGS) are fixed by the official weights.
 from dataclasses import dataclass, replace
 
 import numpy as np

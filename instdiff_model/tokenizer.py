@@ -37,7 +37,7 @@ def choose_drop_config(layout) -> str:
     runs its box demos with); points only -> "point" (drops boxes, which would be all zero).
     """
     needed = {kind.drop_config for inst in layout.instances for kind, _ in locations_of(inst)}
-    return min(needed, key=lambda name: sum(DROP_CONFIGS[name]), default="point")
+    return min(needed, key=lambda name: (sum(DROP_CONFIGS[name]), name), default="point")
 
 
 def _mlp(in_dim: int) -> nn.Sequential:

@@ -1,4 +1,4 @@
-"""The one home of host-version seams: what differs between the 2024-03 ComfyUI and 2026 ComfyUI (0.8.0)."""
+"""The pack's one door to the host: what differs between the 2024-03 and 2026 (0.8.0) ComfyUI, and managed weights."""
 import weakref
 
 import comfy.model_management

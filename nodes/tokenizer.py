@@ -27,7 +27,8 @@ class InstanceConditioning:
 
 class InstanceTokenizerNode:
     DESCRIPTION = ("Turn the layout into InstanceDiffusion's 184 grounding tokens per frame (30 box, 30 point, "
-                   "30 scribble, 30 polygon, 64 mask tokens), plus the null tokens of the unconditional pass. "
+                   "30 scribble, 30 polygon, 64 mask tokens), plus the null tokens of the unconditional pass and each "
+                   "instance caption's text conditioning (the multi-instance sampler's per-instance prompts). "
                    "'auto' picks the official test config from the formats present: scribbles -> scribble, masks or "
                    "polygons -> sd15 (official default, drops scribbles), boxes -> box, points only -> point. "
                    "The second output says which config ran. 'sample_seed' drives the official random sampling "

@@ -1,5 +1,6 @@
-"""Reliability on the host: bad inputs end in one message naming the fix, hostile files are refused at the"""
-# loader node, runs leave no state behind (patches, grounding, interrupts, memory), and sampling is deterministic.
+"""Reliability on the host: bad inputs name the fix, hostile files are refused, no state is left, runs repeat."""
+# Bad inputs end in one message naming the fix, hostile files are refused at the loader node, runs leave no state
+# behind (patches, grounding, interrupts, memory), and sampling is deterministic.
 #
 # Bad inputs already covered elsewhere are listed in the README troubleshooting section with the test that covers each.
 import importlib
