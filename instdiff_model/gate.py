@@ -14,9 +14,6 @@ class GateSchedule:
     schedulers uniform in the timestep: `normal` and `ddim_uniform` (the official timesteps) ground 40 of 50 steps
     at 0.8. Schedulers that crowd steps at low noise ground fewer: `karras` 19 of 30 steps at 0.8 (step fraction:
     24), `exponential` likewise; raise grounding_full to compensate.
-
-    The gate is evaluated once per UNet call (the 16 fusers of a call share the host's sigmas tensor), so the
-    one read of the sigma from the device happens once per call, not once per fuser.
     """
 
     def __init__(self, model_sampling, full: float, decay: float):
@@ -26,7 +23,6 @@ class GateSchedule:
         sig.append(max(sig[-1] * 1e-3, 1e-12))
         self._log_sigmas = torch.tensor(sig, dtype=torch.float64).log()
         self._percents = grid
-        self._last = (None, 1.0)
 
     def percent(self, sigma: float) -> float:
         """Inverse of percent_to_sigma by interpolation in log sigma (sigmas fall as percent rises)."""
@@ -48,10 +44,6 @@ class GateSchedule:
             return 1.0 - (percent - self.full) / self.decay
         return 0.0
 
-    def __call__(self, sigmas) -> float:
-        """Gate for the current UNet call; `sigmas` is the host's per-latent sigma tensor (None: full strength)."""
-        if sigmas is None:
-            return 1.0
-        if self._last[0] is not sigmas:
-            self._last = (sigmas, self.scale(self.percent(float(sigmas.max()))))
-        return self._last[1]
+    def __call__(self, sigma) -> float:
+        """Gate at noise level `sigma` (a float or a one-element tensor; None: full strength)."""
+        return 1.0 if sigma is None else self.scale(self.percent(float(sigma)))

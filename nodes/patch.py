@@ -120,7 +120,7 @@ class FuserPatch(_SharedPatch):
     """middle_patch: x = fuser_i(x, objs) with grounding tokens for cond chunks and null tokens for uncond chunks."""
 
     def __init__(self, instdiff, grounding, gate, masked_attention: bool, captions: tuple = ()):
-        """`gate` maps the step's sigmas to the fuser scale (a GateSchedule, or a constant for tests); `captions`: per
+        """`gate` maps the step's sigma to the fuser scale (a GateSchedule, or a constant for tests); `captions`: per
         instance its caption's text cond, carried for the multi-instance sampler (the fusers do not read them)."""
         self.instdiff = instdiff
         self.grounding = grounding
@@ -130,6 +130,7 @@ class FuserPatch(_SharedPatch):
         self._cache = {}
         self._checked = set()
         self._last_sigma = self._seen_sigmas = None
+        self._scale = 1.0
 
     def with_grounding(self, grounding) -> "FuserPatch":
         """The same patch (fusers, gate, masked attention, captions) with another grounding."""
@@ -174,16 +175,18 @@ class FuserPatch(_SharedPatch):
         if self.masked_attention:
             self._mask(frames, h, w, like)
 
-    def _new_run(self, sigmas) -> None:
-        """Sigmas only fall within a run: a rise means a new run (2024 host: the only end-of-run signal we get). Read
-        once per UNet call: its 16 fusers share the host's sigmas tensor."""
-        if sigmas is None or sigmas is self._seen_sigmas:
-            return
-        self._seen_sigmas = sigmas
-        sigma = float(sigmas.max())
-        if self._last_sigma is not None and sigma > self._last_sigma:
-            self._cache.clear()
-        self._last_sigma = sigma
+    def _step_scale(self, sigmas) -> float:
+        """The gate of this UNet call from one read of its sigma (its 16 fusers share the host's sigmas tensor; None:
+        the gate's own default). Sigmas only fall within a run: a rise means a new run, whose caches start afresh
+        (2024 host: the only end-of-run signal we get)."""
+        if sigmas is None:
+            return self.gate(None)
+        if sigmas is not self._seen_sigmas:
+            sigma = float(sigmas.max())
+            if self._last_sigma is not None and sigma > self._last_sigma:
+                self._cache.clear()
+            self._seen_sigmas, self._last_sigma, self._scale = sigmas, sigma, self.gate(sigma)
+        return self._scale
 
     def _fuser(self, index: int, x, objs, scale, mask):
         """Fuser `index` in x's device and compute dtype (weights cast for the call), with the host's attention."""
@@ -206,10 +209,9 @@ class FuserPatch(_SharedPatch):
     def __call__(self, x, extra_options):
         if "original_shape" in extra_options:
             self._check_aspect(tuple(extra_options["original_shape"]))
-        scale = self.gate(extra_options.get("sigmas"))
+        scale = self._step_scale(extra_options.get("sigmas"))
         if scale == 0.0:
             return x
-        self._new_run(extra_options.get("sigmas"))
         chunks = extra_options["cond_or_uncond"]
         per = x.shape[0] // len(chunks)
         frames = self.grounding.frames_for(per, window_frames(extra_options, per))
