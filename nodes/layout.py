@@ -84,13 +84,11 @@ class InstanceLayoutNode:
         if not isinstance(data, dict):
             return ([Layout.from_json(data)],)  # the schema's own error message
         data, seeds, removed = split_seed_records(data)
-        if not seed_layout:
-            own = Layout.from_json(dict(data, width=width, height=height, caption=caption or data.get("caption", "")))
-            return self._shown([own], [(ORIGIN_USER, k) for k in seeds], layout_json)
-        first = seed_layout[0]
-        untouched = not data.get("instances") and not removed
-        w, h = (first.width, first.height) if untouched else (width, height)
+        untouched = bool(seed_layout) and not data.get("instances") and not removed  # sized like the seed
+        w, h = (seed_layout[0].width, seed_layout[0].height) if untouched else (width, height)
         own = Layout.from_json(dict(data, width=w, height=h, caption=caption or data.get("caption", "")))
+        if not seed_layout:
+            return self._shown([own], [(ORIGIN_USER, k) for k in seeds], layout_json)
         out, origins = [], None
         for f in seed_layout:
             frame_own = own if own.caption else Layout(width=w, height=h, caption=f.caption, instances=own.instances)
