@@ -1,133 +1,58 @@
 """Safe, lazy reading of InstanceDiffusion weights (official .pth, our safetensors, logtd split files)."""
-import _compat_pickle
-import builtins
 import collections
 import json
-import pickle
+import math
+import os
 import struct
 import zipfile
-from dataclasses import dataclass
 
 import torch
 from safetensors import safe_open
 
 from .blocks import fuser_and_scaleu_spec, fuser_prefix
 from .errors import InstDiffError
+from .limits import MAX_PICKLE_BYTES, MAX_SAFETENSORS_HEADER, MAX_ZIP_DIRECTORY_BYTES, MAX_ZIP_ENTRIES
+from .pickle_budget import LazyTensor, not_plain, unpickle
 
 # The official loader (utils/checkpoint.py load_model_ckpt) loads ckpt['ema'] strictly, ckpt['model'] as fallback.
 DEFAULT_WEIGHTS = "ema"
 COMFY_PREFIX = "model.diffusion_model."
 POSITION_NET_PREFIX = "position_net."
 
-_STORAGE_DTYPES = {
-    "FloatStorage": torch.float32, "HalfStorage": torch.float16, "BFloat16Storage": torch.bfloat16,
-    "DoubleStorage": torch.float64, "LongStorage": torch.int64, "IntStorage": torch.int32,
-    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
-    "BoolStorage": torch.bool, "ComplexFloatStorage": torch.complex64, "ComplexDoubleStorage": torch.complex128,
-}
-_SAFE_BUILTINS = {name: getattr(builtins, name) for name in (
-    "dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "bool", "str", "bytes", "bytearray", "slice")}
-# Globals from these modules would run code when called; a file naming any of them is refused outright.
-_DANGEROUS_MODULES = {
-    "os", "posix", "nt", "subprocess", "sys", "shutil", "socket", "importlib", "runpy", "pty", "commands",
-    "webbrowser", "ctypes", "multiprocessing", "signal", "code", "codeop", "pdb", "bdb", "timeit", "pickle",
-    "_pickle", "marshal", "io", "_io", "pathlib", "tempfile", "glob", "asyncio", "threading", "_thread",
-    "platform", "popen2", "operator", "functools", "types", "_posixsubprocess",
-    "urllib", "http", "requests", "ftplib", "smtplib", "telnetlib", "zipimport", "site", "ensurepip", "venv",
-}
 _CHUNK = 16 << 20
 _LIST_LIMIT = 12
 
 
-@dataclass(frozen=True)
-class _StorageRef:
-    key: str
-    dtype: torch.dtype
-    numel: int
-
-
-@dataclass(frozen=True)
-class LazyTensor:
-    """A tensor described by the pickle whose bytes have not been read yet."""
-    storage: _StorageRef
-    offset: int
-    size: tuple
-    stride: tuple
-
-    @property
-    def shape(self):
-        return torch.Size(self.size)
-
-
-class _Inert:
-    """Stand-in for any pickled object we do not need (OmegaConf configs, numpy scalars, ...): never imported."""
-
-    def __new__(cls, *args, **kwargs):
-        return object.__new__(cls)
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __setstate__(self, state):
-        pass
-
-    def __setitem__(self, key, value):
-        pass
-
-    def append(self, value):
-        pass
-
-    def extend(self, values):
-        pass
-
-
-def _rebuild_tensor(storage, offset, size, stride, *unused):
-    if not isinstance(storage, _StorageRef):
-        raise InstDiffError(f"tensor record without a storage ({type(storage).__name__})")
-    return LazyTensor(storage, int(offset), tuple(int(s) for s in size), tuple(int(s) for s in stride))
-
-
-def _rebuild_parameter(data, *unused):
-    return data
-
-
-_ALLOWED = {
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-    ("collections", "OrderedDict"): collections.OrderedDict,
-}
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Admits tensors, storages, containers and primitives; anything else becomes an inert placeholder."""
-
-    def __init__(self, file, source):
-        super().__init__(file)
-        self.source = source
-        self.placeholders = {}
-
-    def find_class(self, module, name):
-        # protocol-2 pickles name Python 2 modules (__builtin__, commands, ...): map them as pickle itself does
-        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
-        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-        if (module, name) in _ALLOWED:
-            return _ALLOWED[(module, name)]
-        if module == "builtins" and name in _SAFE_BUILTINS:
-            return _SAFE_BUILTINS[name]
-        if module == "torch" and name in _STORAGE_DTYPES:
-            return _STORAGE_DTYPES[name]
-        if module.split(".")[0] in _DANGEROUS_MODULES or module == "builtins":
-            raise InstDiffError(
-                f"refusing to load {self.source}: it references {module}.{name}, which could run code. "
-                "It is not a plain weights file; get instancediffusion_sd15.pth from the official release."
-            )
-        return self.placeholders.setdefault((module, name), type(name, (_Inert,), {"__module__": "inert." + module}))
-
-    def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage" and isinstance(pid[1], torch.dtype)):
-            raise InstDiffError(f"{self.source}: unsupported storage record {pid!r:.80}")
-        return _StorageRef(str(pid[2]), pid[1], int(pid[4]))
+def _zip_directory(path) -> None:
+    """Refuse a zip whose central directory holds more than MAX_ZIP_ENTRIES entries or MAX_ZIP_DIRECTORY_BYTES,
+    counted from its end records before zipfile builds one object per entry."""
+    with open(path, "rb") as f:
+        size = f.seek(0, 2)
+        tail_at = max(0, size - (22 + 65535 + 20))
+        f.seek(tail_at)
+        tail = f.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < 22:
+            return  # not a zip end record: zipfile reports the bad zip
+        count, cd_size = struct.unpack_from("<HL", tail, at + 10)
+        end = tail_at + at
+        loc = tail[at - 20: at] if at >= 20 else b""
+        if loc[:4] == b"PK\x06\x07":  # zip64: the counts live in the zip64 end record
+            f.seek(struct.unpack_from("<Q", loc, 8)[0])
+            record = f.read(56)
+            if record[:4] == b"PK\x06\x06":
+                count, cd_size = struct.unpack_from("<QQ", record, 32)
+                end = f.tell() - 56
+        if count > MAX_ZIP_ENTRIES or cd_size > MAX_ZIP_DIRECTORY_BYTES:
+            raise not_plain(path, f"its zip directory lists {count:,} entries in {cd_size:,} bytes (the limit is "
+                            f"{MAX_ZIP_ENTRIES:,} entries, {MAX_ZIP_DIRECTORY_BYTES >> 20} MiB)")
+        f.seek(max(0, end - cd_size))
+        directory, entries, pos = f.read(cd_size), 0, 0
+    while directory[pos: pos + 4] == b"PK\x01\x02" and pos + 46 <= len(directory):  # as zipfile will walk it
+        entries += 1
+        pos += 46 + sum(struct.unpack_from("<3H", directory, pos + 28))
+    if entries > MAX_ZIP_ENTRIES:
+        raise not_plain(path, f"its zip directory holds more than {MAX_ZIP_ENTRIES:,} entries")
 
 
 class _TorchZip:
@@ -136,28 +61,45 @@ class _TorchZip:
     def __init__(self, path):
         self.path = path
         try:
+            _zip_directory(path)
             self.zip = zipfile.ZipFile(path)
+            self.size = os.path.getsize(path)
             pickles = [n for n in self.zip.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
             if len(pickles) != 1:
                 raise InstDiffError(f"{path}: not a torch checkpoint (no unique <name>/data.pkl in the zip)")
             self.prefix = pickles[0][: -len("data.pkl")]
             if self.prefix + "byteorder" in self.zip.namelist():
-                if self.zip.read(self.prefix + "byteorder").strip() != b"little":
-                    raise InstDiffError(f"{path}: big-endian checkpoints are not supported")
-            with self.zip.open(pickles[0]) as f:
-                self.root = _RestrictedUnpickler(f, path).load()
+                with self.zip.open(self.prefix + "byteorder") as f:
+                    if f.read(16).strip() != b"little":
+                        raise InstDiffError(f"{path}: big-endian checkpoints are not supported")
+            self.root = unpickle(self._read_pickle(pickles[0]), path)
         except InstDiffError:
             raise
         except Exception as e:  # BadZipFile, truncated/corrupt pickle, placeholder misuse, ...
             raise InstDiffError(f"cannot read {path} as a torch checkpoint (truncated or corrupted?): {e}") from e
 
-    def read_storage(self, ref: _StorageRef) -> torch.Tensor:
+    def _read_pickle(self, name) -> bytes:
+        """data.pkl, refused once it declares or inflates to more than MAX_PICKLE_BYTES (or than it declares)."""
+        info = self.zip.getinfo(name)
+        if info.file_size > MAX_PICKLE_BYTES:
+            raise not_plain(self.path, f"its {name} declares {info.file_size:,} bytes (the limit is "
+                            f"{MAX_PICKLE_BYTES >> 20} MiB)")
+        with self.zip.open(info) as f:
+            data = f.read(info.file_size + 1)
+        if len(data) != info.file_size:
+            raise not_plain(self.path, f"its {name} inflates to {'more' if len(data) > info.file_size else 'less'} "
+                            f"than the {info.file_size:,} bytes it declares")
+        return data
+
+    def read_storage(self, ref) -> torch.Tensor:
         name = f"{self.prefix}data/{ref.key}"
         try:
             info = self.zip.getinfo(name)
             nbytes = ref.numel * torch.empty((), dtype=ref.dtype).element_size()
             if info.file_size != nbytes:
                 raise InstDiffError(f"{self.path}: storage {ref.key} holds {info.file_size} bytes, expected {nbytes}")
+            if info.compress_type == zipfile.ZIP_STORED and info.header_offset + nbytes > self.size:
+                raise not_plain(self.path, f"its storage {ref.key} claims {nbytes:,} bytes, beyond the end of the file")
             out = torch.empty(nbytes, dtype=torch.uint8)
             view = memoryview(out.numpy())
             with self.zip.open(info) as f:
@@ -175,18 +117,27 @@ class _TorchZip:
         return out.view(ref.dtype) if nbytes else torch.empty(0, dtype=ref.dtype)
 
     def materialize(self, lazy: dict, dtype=None) -> dict:
-        """{key: LazyTensor} -> {key: Tensor}, reading each needed storage once; views are copied out."""
+        """{key: LazyTensor} -> {key: Tensor}, reading each needed storage once; views are copied out. A storage
+        larger than the validated tensors in it need is refused before anything is allocated."""
         by_storage = collections.defaultdict(list)
         for key, t in lazy.items():
             by_storage[t.storage].append(key)
+        for ref, keys in by_storage.items():
+            need = 0
+            for key in keys:
+                t = lazy[key]
+                extent = t.offset + sum((s - 1) * st for s, st in zip(t.size, t.stride)) + 1
+                if any(s < 0 for s in t.size) or t.offset < 0 or (all(t.size) and extent > ref.numel):
+                    raise InstDiffError(f"{self.path}: tensor {key} lies outside its storage")
+                need += extent if all(t.size) else 0
+            if ref.numel > need:
+                raise not_plain(self.path, f"its storage {ref.key} claims {ref.numel:,} elements but "
+                                f"{', '.join(keys[:3])} use{'s' if len(keys) == 1 else ''} {need:,}")
         out = {}
         for ref, keys in by_storage.items():
             flat = self.read_storage(ref)
             for key in keys:
                 t = lazy[key]
-                extent = t.offset + sum((s - 1) * st for s, st in zip(t.size, t.stride)) + 1
-                if any(s < 0 for s in t.size) or (all(t.size) and extent > ref.numel):
-                    raise InstDiffError(f"{self.path}: tensor {key} lies outside its storage")
                 tensor = flat.as_strided(t.size, t.stride, t.offset)
                 whole = len(keys) == 1 and tensor.numel() == ref.numel and tensor.is_contiguous()
                 if dtype is not None and tensor.is_floating_point() and tensor.dtype != dtype:
@@ -271,6 +222,30 @@ def _detect_format(path) -> str:
     raise InstDiffError(f"{path}: unknown file format (expected a torch .pth/.ckpt zip or a .safetensors file)")
 
 
+_SAFETENSORS_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2, "F16": 2,
+                      "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+
+
+def _check_safetensors_entries(header: dict, data_bytes: int, path) -> None:
+    """Each tensor's shape must fit the bytes its offsets give it, inside the file (before safetensors maps it)."""
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(shape, list) and len(shape) <= 64 and all(type(s) is int and s >= 0 for s in shape)
+                and isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)):
+            raise not_plain(path, f"its safetensors header entry {str(key)[:80]!r} has no valid shape/data_offsets")
+        begin, end = offsets
+        numel = math.prod(shape) if 0 not in shape and sum(s.bit_length() for s in shape) < 80 else 0 if 0 in shape \
+            else data_bytes + 1
+        width = _SAFETENSORS_BYTES.get(entry.get("dtype"), 1)
+        if not 0 <= begin <= end <= data_bytes or numel * width > data_bytes or (
+                entry.get("dtype") in _SAFETENSORS_BYTES and numel * width != end - begin):
+            raise not_plain(path, f"its safetensors header gives {str(key)[:80]!r} shape {shape!s:.80} "
+                            f"and bytes {begin:,}..{end:,} of {data_bytes:,}")
+
+
 class _Safetensors:
     """A safetensors file: header checked up front, tensors read on demand (mmap)."""
 
@@ -279,12 +254,17 @@ class _Safetensors:
         try:
             with open(path, "rb") as f:
                 (header_len,) = struct.unpack("<Q", f.read(8))
-                f.seek(0, 2)
-                if header_len > f.tell() - 8:
+                size = f.seek(0, 2)
+                if header_len > size - 8:
                     raise InstDiffError(f"{path}: safetensors header length {header_len} exceeds the file size")
+                if header_len > MAX_SAFETENSORS_HEADER:
+                    raise not_plain(path, f"its safetensors header claims {header_len:,} bytes (the limit is "
+                                    f"{MAX_SAFETENSORS_HEADER >> 20} MiB)")
                 f.seek(8)
-                if not isinstance(json.loads(f.read(header_len)), dict):
+                header = json.loads(f.read(header_len))
+                if not isinstance(header, dict):
                     raise InstDiffError(f"{path}: safetensors header is not a JSON object")
+                _check_safetensors_entries(header, size - 8 - header_len, path)
             self.file = safe_open(str(path), framework="pt")
             self.shapes = {k: torch.Size(self.file.get_slice(k).get_shape()) for k in self.file.keys()}
         except InstDiffError:

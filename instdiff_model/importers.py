@@ -3,9 +3,9 @@
 from .constants import MAX_INSTANCES
 from .errors import InstDiffError
 from .geometry import clamp, rasterize_polygon
-from .layout import MAX_SIDE, Instance, Layout
+from .layout import MAX_SIDE, Instance, Layout, location_cost
 from .locations import locations_of
-from .values import decode_json, is_int, is_number, short
+from .values import check_cost, decode_json, is_int, is_number, short
 
 
 def _load(data, what: str) -> dict:
@@ -46,6 +46,7 @@ def from_official_demo(data, notes: list | None = None) -> Layout:
     annos = data.get("annos", [])
     if not isinstance(annos, list):
         raise InstDiffError('demo layout: "annos" must be a list of objects')
+    _check_cost(annos, data.get("width"), data.get("height"), "demo layout")
     instances = []
     for i, anno in enumerate(annos):
         if not isinstance(anno, dict):
@@ -104,6 +105,7 @@ def from_coco(data, image_id=None, caption: str | None = None, notes: list | Non
             f"InstanceDiffusion supports at most {MAX_INSTANCES} instances; remove {len(anns) - MAX_INSTANCES} "
             f"(image {image.get('id')!r} has {len(anns)} annotations)"
         )
+    _check_cost(anns, width, height, "COCO annotations")
     instances = []
     for i, ann in enumerate(anns):
         cid = ann.get("category_id")
@@ -150,3 +152,9 @@ def _polygon_mask(rings: list, width, height, i: int, notes: list):
 
 def _is_dims(width, height) -> bool:
     return all(is_int(v) and v > 0 for v in (width, height))
+
+
+def _check_cost(annotations: list, width, height, what: str) -> None:
+    """Refuse annotations whose points or masks exceed the budget (limits.py) before any is rasterised."""
+    points, masks = location_cost([a for a in annotations if isinstance(a, dict)])
+    check_cost(points, masks * width * height if _is_dims(width, height) else 0, what)

@@ -29,7 +29,7 @@ from .errors import InstDiffError
 from .geometry import clamp, resize_nearest
 from .layout import Instance
 from .locations import instance_extent, instance_mask
-from .values import decode_json, number, short
+from .values import check_cost, decode_json, number, short
 
 BOX_FORMATS = ("xyxy", "xywh", "cxcywh", "xyxy_norm", "xywh_norm", "cxcywh_norm")
 BOX_FORMAT_HELP = {
@@ -265,6 +265,8 @@ def from_segs(segs, use_masks: bool = True, threshold: float = 0.5) -> list:
     h, w = int(_num(shape[0], f"{what} height")), int(_num(shape[1], f"{what} width"))
     if h <= 0 or w <= 0:
         raise InstDiffError(f"{what}: image size {h}x{w} (HxW) is empty")
+    if use_masks:
+        check_cost(0, h * w * len(segs[1]), f"{what} ({len(segs[1])} masks of {h}x{w})")
     out = []
     for i, seg in enumerate(segs[1]):
         where = f"{what} item {i}"
@@ -349,6 +351,7 @@ def detections_to_instances(detections: list, width: int, height: int, *, source
             notes.append(f"{det.source}: dropped, score {det.score:.3g} < min_score {min_score:g}")
             continue
         kept.append(det)
+    check_cost(0, sum(det.mask is not None for det in kept) * width * height, "the imported detections")
     lines = parse_captions(captions)
     if len(lines) > len(kept):
         raise InstDiffError(

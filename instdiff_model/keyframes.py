@@ -2,8 +2,9 @@
 from dataclasses import replace
 
 from .errors import InstDiffError
-from .layout import Layout
+from .layout import Layout, location_cost
 from .locations import locations_of
+from .values import check_cost, is_int
 
 
 def _between(a: Layout, b: Layout, t: float) -> Layout:
@@ -43,3 +44,19 @@ def interpolate_keyframes(keyframes: list, frames: int) -> list:
             (f0, a), (f1, b) = keyframes[k], keyframes[k + 1]
             out.append(_between(a, b, (n - f0) / (f1 - f0)))
     return out
+
+
+def check_keyframes_cost(keyframes: list, frames: int) -> None:
+    """[(frame, raw layout JSON dict), ...]: refuse before decoding when the points of all keyframes, or the mask
+    pixels of the keyframes plus the `frames` layouts interpolated from them, exceed the budget (limits.py)."""
+    points = pixels = most = 0
+    for _, raw in keyframes:
+        instances = raw.get("instances") if isinstance(raw, dict) else None
+        if not isinstance(instances, list) or not (is_int(raw.get("width")) and is_int(raw.get("height"))):
+            continue  # Layout.from_json names the problem
+        p, masks = location_cost([i for i in instances if isinstance(i, dict)])
+        area = masks * max(raw["width"], 0) * max(raw["height"], 0)
+        points, pixels, most = points + p, pixels + area, max(most, area)
+    ids = {f for f, _ in keyframes}
+    between = sum(1 for n in range(frames) if min(ids, default=0) < n < max(ids, default=0) and n not in ids)
+    check_cost(points, pixels + between * most, f"{len(keyframes)} keyframes over {frames} frames")

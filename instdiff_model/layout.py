@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 from .constants import MAX_INSTANCES
 from .errors import InstDiffError
+from .limits import MAX_LAYOUT_POINTS
 from .locations import CHOICES, KEYS, Instance, check_locations, locations_of, scale_instance
-from .values import decode_json, is_int, short
+from .values import check_cost, decode_json, is_int, short
 
 SCHEMA = "instdiff.layout"
 VERSION = 1
@@ -55,6 +56,9 @@ class Layout:
         for i, inst in enumerate(self.instances):
             if not isinstance(inst, Instance):
                 raise InstDiffError(f"instance {i}: expected an Instance, got {short(inst)}")
+        points, masks = location_cost(self.instances)
+        check_cost(points, masks * self.width * self.height, "the layout")
+        for i, inst in enumerate(self.instances):
             self._check(i, inst)
 
     def _check(self, i: int, inst: Instance) -> None:
@@ -102,6 +106,37 @@ class Layout:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
+
+
+def _points(v, limit: int) -> int:
+    """Points of raw strokes/rings (pairs, lists of pairs, or COCO flat rings), counted up to about `limit`."""
+    if not isinstance(v, (list, tuple)):
+        return 0
+    if len(v) > limit:
+        return len(v)
+    total = 0
+    for s in v:
+        pairs = isinstance(s, (list, tuple)) and bool(s) and isinstance(s[0], (list, tuple))
+        total += len(s) if pairs else len(s) // 2 if isinstance(s, (list, tuple)) and len(s) != 2 else 1
+        if total > limit:
+            break
+    return total
+
+
+def location_cost(instances) -> tuple:
+    """(scribble/polygon points, masks) of `instances`: Instances or their raw JSON (layout instances, demo
+    annotations, COCO annotations), counted before anything is decoded or rasterised."""
+    points = masks = 0
+    for inst in instances:
+        get = inst.get if isinstance(inst, dict) else lambda key, i=inst: getattr(i, key, None)
+        for key in ("scribble", "polygon", "segmentation"):
+            points += _points(get(key), MAX_LAYOUT_POINTS)
+        mask = get("mask")
+        if isinstance(mask, list):  # demo: polygons, rasterised to a mask
+            points += _points(mask, MAX_LAYOUT_POINTS)
+        masks += bool(mask is not None and not (isinstance(mask, list) and not mask)) or isinstance(
+            get("segmentation"), dict)
+    return points, masks
 
 
 # ---------------------------------------------------------------- seeded layouts (the Layout node's seed_layout)

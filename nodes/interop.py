@@ -8,6 +8,7 @@ from ..instdiff_model import interop
 from ..instdiff_model.constants import MAX_INSTANCES
 from ..instdiff_model.errors import InstDiffError
 from ..instdiff_model.layout import Layout
+from ..instdiff_model.values import check_cost
 
 CATEGORY = "InstanceDiffusion/layout"
 LAYOUT = "INSTANCE_LAYOUT"
@@ -104,6 +105,8 @@ class LayoutFromDetections:
             raise InstDiffError("Layout from detections: nothing to import; connect bounding_boxes, "
                                 "boxes_with_metadata, elements, bboxes, florence2_data, segs or masks, or fill "
                                 "boxes_json")
+        masked = sum(d.mask is not None for d in dets)
+        check_cost(0, sum(masked * f.width * f.height for f in frames), "the imported detections over all frames")
         notes = []
         out = []
         for f in frames:

@@ -3,7 +3,7 @@ import json
 
 from ..instdiff_model.errors import InstDiffError
 from ..instdiff_model.importers import from_coco, from_official_demo
-from ..instdiff_model.keyframes import interpolate_keyframes
+from ..instdiff_model.keyframes import check_keyframes_cost, interpolate_keyframes
 from ..instdiff_model.layout import (
     ORIGIN_USER,
     SCHEMA,
@@ -217,7 +217,9 @@ class LayoutKeyframes:
         data = decode_json(keyframes, "keyframes", "{what} are not valid JSON: {exc}")
         if not isinstance(data, list) or not all(isinstance(k, dict) and "frame" in k and "layout" in k for k in data):
             raise InstDiffError('keyframes must be a JSON list of {"frame": <int>, "layout": <layout JSON>}')
-        return (interpolate_keyframes([(int(k["frame"]), Layout.from_json(k["layout"])) for k in data], frames),)
+        raw = [(int(k["frame"]), decode_json(k["layout"], "layout")) for k in data]
+        check_keyframes_cost(raw, frames)
+        return (interpolate_keyframes([(f, Layout.from_json(layout)) for f, layout in raw], frames),)
 
 
 NODE_CLASS_MAPPINGS = {
