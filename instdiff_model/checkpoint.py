@@ -84,11 +84,14 @@ class _TorchZip:
         if info.file_size > MAX_PICKLE_BYTES:
             raise not_plain(self.path, f"its {name} declares {info.file_size:,} bytes (the limit is "
                             f"{MAX_PICKLE_BYTES >> 20} MiB)")
-        with self.zip.open(info) as f:
-            data = f.read(info.file_size + 1)
-        if len(data) != info.file_size:
-            raise not_plain(self.path, f"its {name} inflates to {'more' if len(data) > info.file_size else 'less'} "
-                            f"than the {info.file_size:,} bytes it declares")
+        try:
+            with self.zip.open(info) as f:
+                data = f.read(info.file_size + 1)
+            if len(data) != info.file_size:
+                raise zipfile.BadZipFile(f"{len(data):,} bytes")
+        except zipfile.BadZipFile as e:  # zipfile stops at the declared size and checks the CRC there
+            raise not_plain(self.path, f"its {name} does not inflate to the {info.file_size:,} bytes it declares "
+                            f"({e})") from None
         return data
 
     def read_storage(self, ref) -> torch.Tensor:

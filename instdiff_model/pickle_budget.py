@@ -6,6 +6,7 @@
 # structure, with callables that charge the same budget for what they copy and never allocate by a number.
 import _compat_pickle
 import collections
+import gc
 import io
 import pickle
 import pickletools
@@ -41,6 +42,11 @@ _OBJECT_COST = {  # what the object an opcode creates can cost beyond its slot (
 _REFUSED_OPS = {"INST", "OBJ", "PERSID", "EXT1", "EXT2", "EXT4", "NEXT_BUFFER", "READONLY_BUFFER"}
 _TO_MARK = {"TUPLE", "LIST", "DICT", "FROZENSET", "APPENDS", "SETITEMS", "ADDITEMS", "POP_MARK"}
 _LEAF = (0, 1)  # (nesting depth, tuple nodes hashed) of a scalar
+_COST = {op.name: _SLOT + _OBJECT_COST.get(op.name, 0) for op in pickletools.opcodes}
+_SIZED = {"LONG", "LONG1", "LONG4", "STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE",
+          "SHORT_BINUNICODE", "BINUNICODE8", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8"}
+_PUSH_LEAF = _SIZED | {"NONE", "NEWTRUE", "NEWFALSE", "INT", "BININT", "BININT1", "BININT2", "FLOAT", "BINFLOAT",
+                       "GLOBAL"}
 
 
 def not_plain(source, reason: str) -> InstDiffError:
@@ -112,14 +118,30 @@ def scan(data: bytes, budget: Budget) -> None:
         budget.charge(hashing=sum(n for _, n in hashed))
         stack[-1][0] = max(stack[-1][0], node(items, False)[0])
 
+    memory = budget.memory
     try:
         for op, arg, _ in pickletools.genops(data):
             name = op.name
             ops += 1
-            budget.charge(_SLOT + _OBJECT_COST.get(name, 0) + _arg_cost(arg))
-            if name in _REFUSED_OPS:
+            memory -= _COST[name] + (_arg_cost(arg) if name in _SIZED else 0)
+            if memory < 0:
+                budget.charge(memory=budget.memory - memory)
+            if name in _PUSH_LEAF:
+                stack.append(_LEAF)
+            elif name in ("EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET", "EMPTY_TUPLE"):
+                stack.append([1, 1])
+            elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+                index = len(memo) if name == "MEMOIZE" else arg
+                if not stack or index > ops:  # the C unpickler sizes its memo by the largest index
+                    raise fail(f"stores memo entry {index} after {ops} opcodes")
+                memo[index] = stack[-1]
+            elif name in ("GET", "BINGET", "LONG_BINGET"):
+                if arg not in memo:
+                    raise fail(f"reads memo entry {arg}, which it never stored")
+                stack.append(memo[arg])
+            elif name in _REFUSED_OPS:
                 raise fail(f"uses {name}, which torch.save never writes")
-            if name == "MARK":
+            elif name == "MARK":
                 marks.append(len(stack))
             elif name in _TO_MARK:
                 items = to_mark()
@@ -131,20 +153,9 @@ def scan(data: bytes, budget: Budget) -> None:
                     add(items, items[::2] if name == "SETITEMS" else items if name == "ADDITEMS" else [])
             elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
                 stack.append(node(take(int(name[-1])), True))
-            elif name in ("EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET", "EMPTY_TUPLE"):
-                stack.append([1, 1])
             elif name in ("APPEND", "SETITEM", "BUILD"):
                 items = take(2 if name == "SETITEM" else 1)
                 add(items, items[:1] if name == "SETITEM" else [])
-            elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
-                index = len(memo) if name == "MEMOIZE" else arg
-                if not stack or index > ops:  # the C unpickler sizes its memo by the largest index
-                    raise fail(f"stores memo entry {index} after {ops} opcodes")
-                memo[index] = stack[-1]
-            elif name in ("GET", "BINGET", "LONG_BINGET"):
-                if arg not in memo:
-                    raise fail(f"reads memo entry {arg}, which it never stored")
-                stack.append(memo[arg])
             elif name == "DUP":
                 stack.append(take(1)[0])
                 stack.append(stack[-1])
@@ -153,10 +164,11 @@ def scan(data: bytes, budget: Budget) -> None:
                     marks.pop()
                 else:
                     take(1)
-            elif name not in ("PROTO", "FRAME", "STOP"):  # pushes a value made of what it takes (if anything)
+            elif name not in ("PROTO", "FRAME", "STOP"):  # pushes a value made of what it takes
                 taken = take(len(op.stack_before))
                 depth = max((d for d, _ in taken), default=0)
                 stack.append([depth, 1] if name in ("REDUCE", "NEWOBJ", "NEWOBJ_EX") else _LEAF)
+        budget.memory = memory
     except InstDiffError:
         raise
     except Exception as e:  # unknown opcode, truncated argument, ...
@@ -224,7 +236,8 @@ _ALLOWED = {
 }
 _BUILTINS = {"dict", "list", "set", "frozenset", "bytes", "bytearray", "str", "int", "float", "complex", "bool", "slice"}
 _SCALARS = (int, float, complex, str, bytes, bool, type(None))
-_COPYABLE = (list, tuple, dict, set, frozenset, str, bytes, bytearray)
+_TEXT = (str, bytes, bytearray)
+_CONTAINERS = (list, tuple, dict, set, frozenset, str)
 
 
 def _tuple_nodes(value, limit: int) -> int:
@@ -252,14 +265,16 @@ class RestrictedUnpickler(pickle.Unpickler):
             ("complex", complex), ("bool", bool), ("slice", slice))}
 
     def _bounded(self, name, ctor):
-        copies = name in ("dict", "list", "set", "frozenset", "OrderedDict", "bytes", "bytearray", "str")
+        text = name in ("bytes", "bytearray", "str")  # (text[, encoding[, errors]]): a copy of the text
+        copies = text or name in ("dict", "list", "set", "frozenset", "OrderedDict")  # (container): a copy
         hashes = name in ("dict", "set", "frozenset", "OrderedDict")
 
         def call(*args):
-            if copies:
-                ok = len(args) <= (3 if name in ("bytes", "bytearray", "str") else 1) and \
-                    all(isinstance(a, _COPYABLE if i == 0 else str) for i, a in enumerate(args))
-            else:
+            if text:
+                ok = len(args) <= 3 and all(isinstance(a, _TEXT if i == 0 else str) for i, a in enumerate(args))
+            elif copies:
+                ok = len(args) <= 1 and all(isinstance(a, _CONTAINERS) for a in args)
+            else:  # int, float, complex, bool, slice: scalars only (str() of a container would be a repr bomb)
                 ok = len(args) <= 3 and all(isinstance(a, _SCALARS) for a in args)
             if not ok:
                 raise not_plain(self.source, f"its pickle calls {name}({', '.join(type(a).__name__ for a in args)}), "
@@ -302,5 +317,15 @@ class RestrictedUnpickler(pickle.Unpickler):
 def unpickle(data: bytes, source):
     """The structure pickled in `data` (LazyTensor leaves), scanned against its budget first."""
     budget = Budget(len(data), source)
-    scan(data, budget)
-    return RestrictedUnpickler(data, source, budget).load()
+    enabled = gc.isenabled()
+    gc.disable()  # both passes create up to millions of containers: collections on the way would be quadratic
+    try:
+        scan(data, budget)
+        return RestrictedUnpickler(data, source, budget).load()
+    except InstDiffError:
+        raise
+    except Exception as e:  # e.g. NEWOBJ of a callable that is not a class, a call with wrong arguments
+        raise not_plain(source, f"its pickle does not unpack ({type(e).__name__}: {str(e)[:200]})") from None
+    finally:
+        if enabled:
+            gc.enable()
