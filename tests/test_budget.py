@@ -79,10 +79,10 @@ def _deflate_bomb(prefix: bytes, inflated: int) -> bytes:
 
 def _nested_lists(width: int, depth: int) -> bytes:
     """Pickle ops pushing a list holding `width` references to a list holding ... (`depth` levels)."""
-    ops = b"]q\x00"
+    ops = b"]q\x000"
     for level in range(1, depth + 1):
-        ops += b"](" + (b"h" + bytes([level - 1])) * width + b"eq" + bytes([level])
-    return ops
+        ops += b"](" + (b"h" + bytes([level - 1])) * width + b"eq" + bytes([level]) + b"0"
+    return ops + b"h" + bytes([depth])
 
 
 def _storage_pickle(numel: int) -> bytes:
@@ -99,29 +99,29 @@ def _crafted(tmp: Path) -> dict:
     def add(name, path, words):
         cases[name] = (str(path), words)
 
-    add("bytearray", _torch_zip(tmp / "bytearray.pth", _in_ema(b"c__builtin__\nbytearray\n" + _long(3 << 30) + b"\x85R")),
+    add("bytearray", _torch_zip(tmp / "bytearray.pth", _in_ema(b"c__builtin__\nbytearray\n" + _long(1 << 29) + b"\x85R")),
         "bytearray(int)")
-    add("bytes", _torch_zip(tmp / "bytes.pth", _in_ema(b"cbuiltins\nbytes\n" + _long(3 << 30) + b"\x85R")), "bytes(int)")
-    add("bytes_newobj", _torch_zip(tmp / "newobj.pth", _in_ema(b"cbuiltins\nbytes\n" + _long(3 << 30) + b"\x85\x81")),
+    add("bytes", _torch_zip(tmp / "bytes.pth", _in_ema(b"cbuiltins\nbytes\n" + _long(1 << 29) + b"\x85R")), "bytes(int)")
+    add("bytes_newobj", _torch_zip(tmp / "newobj.pth", _in_ema(b"cbuiltins\nbytes\n" + _long(1 << 29) + b"\x85\x81")),
         "does not unpack")
-    add("repr_bomb", _torch_zip(tmp / "repr.pth", _in_ema(_nested_lists(40, 5) + b"cbuiltins\nstr\nh\x05\x85R")),
+    add("repr_bomb", _torch_zip(tmp / "repr.pth", _in_ema(b"cbuiltins\nstr\n" + _nested_lists(40, 5) + b"\x85R")),
         "str(list)")
     copies = b"N" * 100_000
     add("copy_bomb", _torch_zip(tmp / "copies.pth", _in_ema(
-        b"](" + copies + b"eq\x00cbuiltins\nlist\nq\x01](" + b"h\x01h\x00\x85R" * 2000 + b"e")), "bytes per byte")
+        b"](" + copies + b"eq\x000cbuiltins\nlist\nq\x010](" + b"h\x01h\x00\x85R" * 1000 + b"e")), "bytes per byte")
     add("empty_sets", _torch_zip(tmp / "sets.pth", b"\x80\x04" + b"\x8f" * (2 << 20) + b"."), "bytes per byte")
     add("memo_index", _torch_zip(tmp / "memo.pth", b"\x80\x02Nr" + struct.pack("<I", 1 << 26) + b"."),
         "memo entry 67108864")
     add("deep_tuple_key", _torch_zip(tmp / "deep.pth", _in_ema(b"}" + b")" + b"\x85" * 200_000 + b"Ns")),
         "deeper than 100")
-    add("hash_dag", _torch_zip(tmp / "dag.pth", _in_ema(b"}" + b")q\x00" + b"".join(
-        b"(" + (b"h" + bytes([i])) * 8 + b"tq" + bytes([i + 1]) for i in range(30)) + b"Ns")),
+    add("hash_dag", _torch_zip(tmp / "dag.pth", _in_ema(b"}" + b")q\x000" + b"".join(
+        b"(" + (b"h" + bytes([i])) * 8 + b"tq" + bytes([i + 1]) + b"0" for i in range(30)) + b"h\x1eNs")),
         "hashes nested tuples")
     header = b"\x80\x04\x8d" + struct.pack("<Q", 1 << 30)
     bomb = _deflate_bomb(header, 1 << 30)
     add("zip_bomb", _zip(tmp / "zipbomb.pth", [("archive/data.pkl", bomb, 8, len(header) + (1 << 30))]), "declares")
     add("zip_bomb_lying", _zip(tmp / "zipbomb2.pth", [("archive/data.pkl", bomb, 8, 1000)]), "bytes it declares")
-    add("zip_entries", _zip(tmp / "entries.pth", [("archive/data.pkl", _in_ema(b"N"), 0, 9), ("", b"", 0, 0)],
+    add("zip_entries", _zip(tmp / "entries.pth", [("archive/data.pkl", _in_ema(b"N"), 0, 14), ("", b"", 0, 0)],
                             count=10 ** 6), "1,000,000 entries")
     add("storage_claim", _torch_zip(tmp / "storage.pth", _storage_pickle(10 ** 12),
                                     [("archive/data/0", b"\0" * 12, 0, 4 * 10 ** 12)]), "claims 1,000,000,000,000")
