@@ -13,4 +13,4 @@ PICKLE_HASH_WORK_PER_BYTE = 16  # tuple elements hashed (dict keys, set items) p
 MAX_PICKLE_DEPTH = 100  # nesting of containers in the pickle
 MAX_ZIP_ENTRIES = 1 << 17  # entries of a checkpoint zip (one per tensor storage; a real one has thousands)
 MAX_ZIP_DIRECTORY_BYTES = 32 << 20  # its central directory
-MAX_SAFETENSORS_HEADER = 16 << 20  # JSON header of a .safetensors file (513 tensors: ~60 kB)
+MAX_SAFETENSORS_HEADER = 4 << 20  # JSON header of a .safetensors file (513 tensors: ~60 kB; SDXL: ~300 kB)

@@ -131,7 +131,7 @@ def _crafted(tmp: Path) -> dict:
     with open(tmp / "header.safetensors", "wb") as f:  # sparse: 512 MiB of header on disk costs nothing
         f.write(struct.pack("<Q", 512 << 20) + b"{")
         f.truncate(8 + (512 << 20) + 16)
-    add("safetensors_header", tmp / "header.safetensors", "header claims 536,870,912 bytes")
+    add("safetensors_header", tmp / "header.safetensors", "header claims 536,870,912 bytes (the limit is 4 MiB)")
     return cases
 
 
