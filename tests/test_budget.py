@@ -274,3 +274,17 @@ def test_thirty_masks_at_8192_fit_and_more_mask_pixels_are_refused_before_decodi
     dets = [interop.Detection(f"MASK item {k}", "a", mask=np.ones((4, 4), bool), size=(4, 4)) for k in range(31)]
     with pytest.raises(InstDiffError, match="the imported detections has 2,080,374,784 mask pixels"):
         interop.detections_to_instances(dets, 8192, 8192)
+
+
+def test_keyframes_node_counts_before_decoding_and_still_interpolates(pack):
+    import importlib
+    node = importlib.import_module(pack.__name__ + ".nodes.layout").LayoutKeyframes()
+    big = {"schema": "instdiff.layout", "version": 1, "width": 8192, "height": 8192,
+           "instances": [{"caption": f"i{k}", "mask": _rle_dict(8192, 8192)} for k in range(30)]}
+    with pytest.raises(ValueError, match="2 keyframes over 16 frames has .* mask pixels in all"):
+        node.build(json.dumps([{"frame": 0, "layout": big}, {"frame": 8, "layout": json.dumps(big)}]), 16)
+    small = {"schema": "instdiff.layout", "version": 1, "width": 64, "height": 64,
+             "instances": [{"caption": "a", "box": [0, 0, 8, 8]}]}
+    moved = dict(small, instances=[{"caption": "a", "box": [8, 0, 8, 8]}])
+    (frames,) = node.build(json.dumps([{"frame": 0, "layout": small}, {"frame": 2, "layout": json.dumps(moved)}]), 3)
+    assert [f.instances[0].box for f in frames] == [(0, 0, 8, 8), (4, 0, 8, 8), (8, 0, 8, 8)]
