@@ -238,15 +238,16 @@ def _check_safetensors_entries(header: dict, data_bytes: int, path) -> None:
         offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
         if not (isinstance(shape, list) and len(shape) <= 64 and all(type(s) is int and s >= 0 for s in shape)
                 and isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)):
-            raise not_plain(path, f"its safetensors header entry {str(key)[:80]!r} has no valid shape/data_offsets")
+            raise not_plain(path, f"it is an invalid or corrupted safetensors file: header entry {str(key)[:80]!r} has "
+                            "no valid shape/data_offsets")
         begin, end = offsets
         numel = math.prod(shape) if 0 not in shape and sum(s.bit_length() for s in shape) < 80 else 0 if 0 in shape \
             else data_bytes + 1
         width = _SAFETENSORS_BYTES.get(entry.get("dtype"), 1)
         if not 0 <= begin <= end <= data_bytes or numel * width > data_bytes or (
                 entry.get("dtype") in _SAFETENSORS_BYTES and numel * width != end - begin):
-            raise not_plain(path, f"its safetensors header gives {str(key)[:80]!r} shape {shape!s:.80} "
-                            f"and bytes {begin:,}..{end:,} of {data_bytes:,}")
+            raise not_plain(path, f"it is an invalid or corrupted safetensors file (truncated?): its header gives "
+                            f"{str(key)[:80]!r} shape {shape!s:.80} and bytes {begin:,}..{end:,} of {data_bytes:,}")
 
 
 class _Safetensors:

@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from instdiff_model import interop, limits
-from instdiff_model.checkpoint import read_weights
 from instdiff_model.errors import InstDiffError
 from instdiff_model.importers import from_coco, from_official_demo
 from instdiff_model.keyframes import check_keyframes_cost
