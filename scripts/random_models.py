@@ -48,9 +48,10 @@ def randomize_(module: torch.nn.Module, seed: int) -> None:
             t.copy_(torch.randn(t.shape, generator=g, dtype=torch.float32) * 0.02)
 
 
-def random_sd15_model(seed: int, model_channels: int = 320):
-    """A ModelPatcher around an SD1.5-config UNet with seeded random weights (detection skipped)."""
-    config = comfy.supported_models.SD15(sd15_unet_config(model_channels))
+def random_sd15_model(seed: int, model_channels: int = 320, in_channels: int = 4):
+    """A ModelPatcher around an SD1.5-config UNet with seeded random weights (detection skipped); in_channels 9: an
+    SD1.5 inpainting UNet (latent + mask + masked image)."""
+    config = comfy.supported_models.SD15(dict(sd15_unet_config(model_channels), in_channels=in_channels))
     base = config.get_model({})
     randomize_(base.diffusion_model, seed)
     return comfy.model_patcher.ModelPatcher(
