@@ -97,3 +97,12 @@ def test_node_masks_per_frame_and_refuses_bad_frames(node):
         node.compare([lay(CAT)] * 2, [lay(CAT)] * 3, grow=0)
     with pytest.raises(InstDiffError, match="width and height"):
         node.compare([lay(CAT)], [lay(width=32)], grow=0)
+
+
+def test_layout_preview_hatches_the_edit_mask_only(pack):
+    preview = importlib.import_module(pack.__name__ + ".nodes.preview").LayoutPreview()
+    mask, _ = layout_difference(lay(CAT), lay(replace(CAT, box=(30, 8, 16, 16))))
+    (plain,) = preview.preview([lay(CAT)])
+    (shown,) = preview.preview([lay(CAT)], mask=mask[None])
+    changed = (shown - plain).abs().amax(-1)[0] > 0
+    assert changed[mask.bool()].float().mean() > 0.9 and not changed[~mask.bool()].any()
