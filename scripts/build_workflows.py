@@ -85,7 +85,7 @@ def base(g, caption, instances, *, mask_nodes=None, lora=False, masked=False, wi
     lay_out = (lay, 0)
     for add in mask_nodes or []:
         lay_out = add(g, lay_out)
-    tok = g.add("InstanceDiffusionTokenizer", 2, clip=stock_clip, layout=lay_out, instancediffusion=idm,
+    tok = g.add("InstanceDiffusionTokenizer", 2, clip=stock_clip, layout=lay_out, instancediffusion=(idm, 0),
                 config="auto", sample_seed=0)
     patched = g.add("ApplyInstanceDiffusion", 2, model=model, instancediffusion=(idm, 0),
                     instance_conditioning=(tok, 0), grounding_full=0.8, grounding_decay=0.0, scaleu=True,
@@ -251,8 +251,8 @@ def first_image(g, caption, instances):
               latent_image=(lat, 0), denoise=1.0, mis=0.36, max_batch=0, **SAMPLING)
     img = g.add("VAEDecode", 4, samples=(s, 0), vae=vae)
     g.add("SaveImage", 4, images=(img, 0), filename_prefix="InstanceDiffusion_first")
-    return dict(model=(ckpt, 0), instancediffusion=(idm, 0), clip=clip, vae=vae, positive=(pos, 0), negative=(neg, 0), latent=(s, 0),
-                image=(img, 0), layout=lay_out)
+    return dict(model=(ckpt, 0), instancediffusion=(idm, 0), clip=clip, vae=vae, positive=(pos, 0),
+                negative=(neg, 0), latent=(s, 0), image=(img, 0), layout=lay_out)
 
 
 EDITED = [BOXES[0], BOXES[1], dict(BOXES[2], box=[40, 20, 160, 180])]  # the balloon moved to the left
