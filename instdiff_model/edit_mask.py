@@ -65,7 +65,8 @@ def instance_region(inst, height: int, width: int) -> np.ndarray:
         else:
             extent = kind.extent(value)
         x0, y0, x1, y1 = extent
-        region[max(0, int(np.floor(y0))):max(0, int(np.ceil(y1))), max(0, int(np.floor(x0))):max(0, int(np.ceil(x1)))] = True
+        top, left = max(0, int(np.floor(y0))), max(0, int(np.floor(x0)))
+        region[top:max(0, int(np.ceil(y1))), left:max(0, int(np.ceil(x1)))] = True
     return region
 
 

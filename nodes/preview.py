@@ -103,8 +103,8 @@ def draw_mask(picture: Image.Image, mask: torch.Tensor) -> Image.Image:
 
 
 class LayoutPreview:
-    DESCRIPTION = ("Draw the layout (every frame of a per-frame layout) for checking it before sampling; optional image "
-                   "underneath, optional edit mask (Layout Difference) hatched over it.")
+    DESCRIPTION = ("Draw the layout (every frame of a per-frame layout) for checking it before sampling; optional "
+                   "image underneath, optional edit mask (Layout Difference) hatched over it.")
     CATEGORY = "InstanceDiffusion/layout"
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "preview"

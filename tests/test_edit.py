@@ -1,4 +1,4 @@
-"""The edit workflows headless on the host: outside the edit mask the first result stays exact, inside it the edit acts."""
+"""The edit workflows headless on the host: outside the edit mask the first result stays exact, inside it edits."""
 # Every stage of the shipped "edit one instance" and "iterative generation" workflows (random stand-in weights, 3
 # steps, 1/8 size): latent-exact outside the Layout Difference mask before decoding, pixel-exact after the
 # composite, different inside; with the multi-instance sampler and the stock KSampler, on fp32 and fp16 UNets.
@@ -44,7 +44,8 @@ def with_savers(prompt: dict) -> list:
             continue
         (image,) = [i for i, n in prompt.items()
                     if n["class_type"] == "ImageCompositeMasked" and n["inputs"]["mask"] == node["inputs"]["mask"]]
-        stages.append((add(prompt, "SaveLatent", samples=node["inputs"]["destination"], filename_prefix="latents/before"),
+        before = node["inputs"]["destination"]
+        stages.append((add(prompt, "SaveLatent", samples=before, filename_prefix="latents/before"),
                        add(prompt, "SaveLatent", samples=[nid, 0], filename_prefix="latents/after"),
                        add(prompt, "SaveImage", filename_prefix="mask",
                            images=[add(prompt, "MaskToImage", mask=node["inputs"]["mask"]), 0]),
@@ -103,8 +104,8 @@ def tiny(prompt: dict, host_dtype=False) -> dict:
 def edit_prompt(host, path=EDIT, plain=False, moved_x=None, host_dtype=False):
     prompt = tiny(ui_to_api(load(path), host.object_info), host_dtype)
     if moved_x is not None:  # the second layout's moved balloon placed elsewhere
-        (second,) = [n for nid, n in prompt.items() if n["class_type"] == "InstanceDiffusionLayout"
-                     and int(nid) == max(int(i) for i, m in prompt.items() if m["class_type"] == "InstanceDiffusionLayout")]
+        layouts = [nid for nid, n in prompt.items() if n["class_type"] == "InstanceDiffusionLayout"]
+        second = prompt[max(layouts, key=int)]
         doc = json.loads(second["inputs"]["layout_json"])
         doc["instances"][2]["box"][0] = moved_x
         second["inputs"]["layout_json"] = json.dumps(doc)
