@@ -8,7 +8,7 @@ def _register(module):
     NODE_DISPLAY_NAME_MAPPINGS.update(module.NODE_DISPLAY_NAME_MAPPINGS)
 
 
-from . import apply, interop, layout, loader, preview, sampler, tokenizer  # noqa: E402
+from . import apply, edit, interop, layout, loader, preview, sampler, tokenizer  # noqa: E402
 
-for _family in (loader, layout, interop, tokenizer, apply, sampler, preview):
+for _family in (loader, layout, interop, tokenizer, apply, sampler, preview, edit):
     _register(_family)

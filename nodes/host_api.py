@@ -142,3 +142,16 @@ def step_noise_sampler(sampler_name: str, x, sigmas, seed):
     offset = 1 if x.device.type == "cpu" else 0  # as the 2026 host's default_noise_sampler
     generator = torch.Generator(device=x.device).manual_seed((seed + offset) % 2 ** 64)
     return lambda sigma, sigma_next: torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=generator)
+
+
+def resume_noise(model, x, latent, sigma: float):
+    """The noise with which the host's sampler, given `latent` as its latent_image and sigmas starting at `sigma`
+    (below the maximum), starts from the partly denoised `x` (both as the sampler returns latents): its start is
+    latent_in + sigma * noise (the SD1.5 noise scaling of both hosts), and a denoise mask keeps `latent` outside."""
+    import torch
+    inner = model.model
+
+    def latent_in(t):  # as the host: an all-zero latent is not shifted
+        return inner.process_latent_in(t) if torch.count_nonzero(t) > 0 else t
+
+    return (latent_in(x) - latent_in(latent)) / float(sigma)

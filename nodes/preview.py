@@ -87,24 +87,45 @@ def draw_layout(layout, background: Image.Image | None = None) -> Image.Image:
     return picture
 
 
+EDIT_COLOR = (255, 0, 200)
+
+
+def draw_mask(picture: Image.Image, mask: torch.Tensor) -> Image.Image:
+    """`picture` with `mask` (H, W in [0, 1], resized to the picture) drawn over it: diagonal hatching in EDIT_COLOR,
+    denser where the mask is higher, so the instances under it stay visible."""
+    m = np.asarray(Image.fromarray((mask.float().cpu().numpy().clip(0, 1) * 255).astype(np.uint8)).resize(
+        picture.size, Image.BILINEAR), dtype=np.float32) / 255
+    yy, xx = np.mgrid[:m.shape[0], :m.shape[1]]
+    hatch = ((xx + yy) // max(2, min(picture.size) // 64)) % 2 == 0
+    alpha = (m * np.where(hatch, 0.6, 0.25))[..., None]
+    out = np.asarray(picture, dtype=np.float32) * (1 - alpha) + np.array(EDIT_COLOR, np.float32) * alpha
+    return Image.fromarray(out.round().astype(np.uint8))
+
+
 class LayoutPreview:
-    DESCRIPTION = "Draw the layout (every frame of a per-frame layout) for checking it before sampling; optional image underneath."
+    DESCRIPTION = ("Draw the layout (every frame of a per-frame layout) for checking it before sampling; optional "
+                   "image underneath, optional edit mask (Layout Difference) hatched over it.")
     CATEGORY = "InstanceDiffusion/layout"
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "preview"
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"layout": ("INSTANCE_LAYOUT",)}, "optional": {"image": ("IMAGE",)}}
+        return {"required": {"layout": ("INSTANCE_LAYOUT",)}, "optional": {
+            "image": ("IMAGE",),
+            "mask": ("MASK", {"tooltip": "An edit mask (e.g. from Layout Difference), shown as a hatched overlay."})}}
 
-    def preview(self, layout, image=None):
+    def preview(self, layout, image=None, mask=None):
         pictures = []
+        masks = None if mask is None else mask.reshape(-1, *mask.shape[-2:])
         for n, frame in enumerate(layout):
             bg = None
             if image is not None:
                 arr = image[min(n, image.shape[0] - 1)].cpu().numpy()
                 bg = Image.fromarray((arr.clip(0, 1) * 255).astype(np.uint8))
             pic = draw_layout(frame, bg)
+            if masks is not None:
+                pic = draw_mask(pic, masks[min(n, masks.shape[0] - 1)])
             pictures.append(torch.from_numpy(np.asarray(pic, dtype=np.float32) / 255.0))
         return (torch.stack(pictures),)
 

@@ -179,9 +179,14 @@ class InstanceDiffusionKSampler:
             comfy.model_management.throw_exception_if_processing_interrupted()
         samples = average_trajectories(torch.cat(results), n + 1)
         if k < len(sigmas) - 1:
+            resume, base = torch.zeros_like(noise), samples
+            if noise_mask is not None or getattr(model.model, "inpaint_model", False):
+                # the rest keeps the input latent as its latent_image, as one host run does: a denoise mask keeps it
+                # outside the mask, an inpainting UNet sees it; the start is still the averaged latent
+                resume, base = host_api.resume_noise(model, samples, latent, sigmas[k]), latent
             samples = comfy.sample.sample_custom(
-                model, torch.zeros_like(noise), cfg, host_sampler(sampler_name, shared and shared.source),
-                sigmas[k:].clone(), positive, negative, samples, noise_mask=noise_mask,
+                model, resume, cfg, host_sampler(sampler_name, shared and shared.source),
+                sigmas[k:].clone(), positive, negative, base, noise_mask=noise_mask,
                 callback=lambda step, x0, x, _: progress(len(chunks) * k + step, x0, x, total), **common)
         return samples
 

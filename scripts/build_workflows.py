@@ -210,6 +210,78 @@ WORKFLOWS = {
 }
 
 
+def masked_rerun(g, column, first, caption, instances):
+    """One edit stage: a layout of `instances`, the Layout Difference mask (the previous layout -> it), the previous
+    latent re-generated inside it only (same seed), kept exactly outside it, decoded and composited over the
+    previous image; returns the stage's outputs as `first_image` does."""
+    idm, clip = first["instancediffusion"], first["clip"]
+    lay = g.add("InstanceDiffusionLayout", column, width=512, height=512, caption=caption,
+                layout_json=layout(caption, instances))
+    tok = g.add("InstanceDiffusionTokenizer", column, clip=clip, layout=(lay, 0), instancediffusion=idm,
+                config="auto", sample_seed=0)
+    patched = g.add("ApplyInstanceDiffusion", column + 1, model=first["model"], instancediffusion=idm,
+                    instance_conditioning=(tok, 0), grounding_full=0.8, grounding_decay=0.0, scaleu=True,
+                    masked_attention=False)
+    diff = g.add("InstanceDiffusionLayoutDifference", column + 1, before=first["layout"], after=(lay, 0), grow=16,
+                 feather=0, frame=0)
+    noised = g.add("SetLatentNoiseMask", column + 1, samples=first["latent"], mask=(diff, 0))
+    s = g.add("InstanceDiffusionKSampler", column + 2, model=(patched, 0), positive=first["positive"],
+              negative=first["negative"], latent_image=(noised, 0), denoise=1.0, mis=0.36, max_batch=0,
+              **SAMPLING)
+    kept = g.add("LatentCompositeMasked", column + 2, destination=first["latent"], source=(s, 0), x=0, y=0,
+                 resize_source=False, mask=(diff, 0))
+    img = g.add("VAEDecode", column + 2, samples=(kept, 0), vae=first["vae"])
+    final = g.add("ImageCompositeMasked", column + 3, destination=first["image"], source=(img, 0), x=0, y=0,
+                  resize_source=False, mask=(diff, 0))
+    g.add("SaveImage", column + 3, images=(final, 0), filename_prefix="InstanceDiffusion_edited")
+    pic = g.add("InstanceDiffusionLayoutPreview", column + 3, layout=(lay, 0), image=(final, 0), mask=(diff, 0))
+    g.add("SaveImage", column + 3, images=(pic, 0), filename_prefix="InstanceDiffusion_edit_layout")
+    return dict(first, latent=(kept, 0), image=(final, 0), layout=(lay, 0))
+
+
+def first_image(g, caption, instances):
+    """The first generation (multi-instance sampler), its prompts, latent and image, for the edit stages."""
+    model, clip, vae, lay_out = base(g, caption, instances)
+    ckpt, idm = (next(i for i, node in enumerate(g.nodes, 1) if node[0] == t)
+                 for t in ("CheckpointLoaderSimple", "LoadInstanceDiffusion"))
+    pos = g.add("CLIPTextEncode", 3, text=caption, clip=clip)
+    neg = g.add("CLIPTextEncode", 3, text=NEGATIVE, clip=clip)
+    lat = g.add("EmptyLatentImage", 3, width=512, height=512, batch_size=1)
+    s = g.add("InstanceDiffusionKSampler", 4, model=model, positive=(pos, 0), negative=(neg, 0),
+              latent_image=(lat, 0), denoise=1.0, mis=0.36, max_batch=0, **SAMPLING)
+    img = g.add("VAEDecode", 4, samples=(s, 0), vae=vae)
+    g.add("SaveImage", 4, images=(img, 0), filename_prefix="InstanceDiffusion_first")
+    return dict(model=(ckpt, 0), instancediffusion=(idm, 0), clip=clip, vae=vae, positive=(pos, 0),
+                negative=(neg, 0), latent=(s, 0), image=(img, 0), layout=lay_out)
+
+
+EDITED = [BOXES[0], BOXES[1], dict(BOXES[2], box=[40, 20, 160, 180])]  # the balloon moved to the left
+STAGES = [BOXES[:1], BOXES[:2], BOXES]  # iterative generation: one more instance at each stage
+
+EDIT_NOTES = {
+    "instancediffusion_edit_one_instance": (
+        "Edit one instance, keep the rest. Top: the first image. Bottom: the same layout with one instance changed "
+        "(here the balloon moved left; move, resize, re-caption, add or delete instances in the second layout "
+        "editor). Layout Difference gives the MASK of what the edit touches (old and new regions, grown 16 px); "
+        "Set Latent Noise Mask re-generates only that part of the first latent, same seed and prompts; Latent "
+        "Composite Masked and Image Composite Masked keep everything outside the mask exactly the first image's. "
+        "Raise grow (or add feather) if the seam shows.", EDITED),
+    "instancediffusion_iterative_generation": (
+        "Iterative generation (paper, Figure 8): the same noise and prompt, one instance added at each stage. Each "
+        "stage re-generates only where its new instance goes (Layout Difference against the previous stage's "
+        "layout) and keeps the earlier instances exactly; chain more stages the same way.", STAGES),
+}
+
+
+def edit_workflow(name: str) -> Graph:
+    g = Graph()
+    first = first_image(g, SCENE, STAGES[0] if name.endswith("iterative_generation") else BOXES)
+    stages = EDIT_NOTES[name][1]
+    for n, instances in enumerate([stages] if name.endswith("edit_one_instance") else stages[1:]):
+        first = masked_rerun(g, 5 + 4 * n, first, SCENE, instances)
+    return g
+
+
 def main():
     out = REPO / "workflows"
     out.mkdir(exist_ok=True)
@@ -223,6 +295,9 @@ def main():
         finish(g, model, clip, vae, lay_out, caption, mis=opts.get("mis", 0.36), refiner=opts.get("refiner", False),
                sampling=opts.get("sampling", SAMPLING), negative=opts.get("negative", NEGATIVE))
         (out / f"{name}.json").write_text(json.dumps(g.to_ui(info, note), indent=1) + "\n")
+        print("wrote", out / f"{name}.json")
+    for name, (note, _) in EDIT_NOTES.items():
+        (out / f"{name}.json").write_text(json.dumps(edit_workflow(name).to_ui(info, note), indent=1) + "\n")
         print("wrote", out / f"{name}.json")
 
 

@@ -48,9 +48,16 @@ def randomize_(module: torch.nn.Module, seed: int) -> None:
             t.copy_(torch.randn(t.shape, generator=g, dtype=torch.float32) * 0.02)
 
 
-def random_sd15_model(seed: int, model_channels: int = 320):
-    """A ModelPatcher around an SD1.5-config UNet with seeded random weights (detection skipped)."""
-    config = comfy.supported_models.SD15(sd15_unet_config(model_channels))
+def random_sd15_model(seed: int, model_channels: int = 320, in_channels: int = 4, host_dtype: bool = False):
+    """A ModelPatcher around an SD1.5-config UNet with seeded random weights (detection skipped); in_channels 9: an
+    SD1.5 inpainting UNet (latent + mask + masked image); host_dtype: stored and computed in the dtypes the host's
+    checkpoint loader picks (--fp16-unet, ...), else fp32."""
+    config = comfy.supported_models.SD15(dict(sd15_unet_config(model_channels), in_channels=in_channels))
+    if host_dtype:
+        supported = config.supported_inference_dtypes
+        dtype = comfy.model_management.unet_dtype(supported_dtypes=supported)
+        config.set_inference_dtype(dtype, comfy.model_management.unet_manual_cast(
+            dtype, comfy.model_management.get_torch_device(), supported))
     base = config.get_model({})
     randomize_(base.diffusion_model, seed)
     return comfy.model_patcher.ModelPatcher(

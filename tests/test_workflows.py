@@ -50,7 +50,8 @@ def source_type(workflow: dict, node: dict, input_name: str) -> str:
 def test_there_are_workflows_for_every_feature():
     names = {p.stem for p in WORKFLOWS}
     for part in ("official_settings", "boxes", "points", "scribbles", "polygons", "masks", "all_formats",
-                 "multi_instance_sampler", "masked_attention", "with_lora", "sdxl_refiner_cascade"):
+                 "multi_instance_sampler", "masked_attention", "with_lora", "sdxl_refiner_cascade",
+                 "edit_one_instance", "iterative_generation"):
         assert f"instancediffusion_{part}" in names
 
 

@@ -113,10 +113,11 @@ def mirrored(prompt: dict) -> dict:
 
 
 def save_latent_after(prompt: dict, sampler_types=("KSampler", "InstanceDiffusionKSampler")) -> str:
-    """Add a SaveLatent on the sampler fed by Apply InstanceDiffusion; returns its node id."""
+    """Add a SaveLatent on the sampler fed by Apply InstanceDiffusion (the last stage's in multi-stage workflows:
+    edit, iterative generation); returns its node id."""
     applied = {nid for nid, n in prompt.items() if n["class_type"] == "ApplyInstanceDiffusion"}
-    (sampler,) = [nid for nid, n in prompt.items()
-                  if n["class_type"] in sampler_types and n["inputs"]["model"][0] in applied]
+    sampler = max((nid for nid, n in prompt.items()
+                   if n["class_type"] in sampler_types and n["inputs"]["model"][0] in applied), key=int)
     nid = str(max(int(k) for k in prompt) + 1)
     prompt[nid] = {"class_type": "SaveLatent", "inputs": {"samples": [sampler, 0], "filename_prefix": "latents/wf"}}
     return nid

@@ -24,10 +24,12 @@ class RandomTinySD15:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"seed": ("INT", {"default": 0, "min": 0, "max": 2**31}),
-                             "model_channels": ("INT", {"default": 32, "min": 32, "max": 320, "step": 32})}}
+                             "model_channels": ("INT", {"default": 32, "min": 32, "max": 320, "step": 32})},
+                "optional": {"host_dtype": ("BOOLEAN", {"default": False})}}  # the UNet in the host's loader dtype
 
-    def build(self, seed, model_channels):
-        return (random_models.random_sd15_model(seed, model_channels), random_models.random_clip(seed),
+    def build(self, seed, model_channels, host_dtype=False):
+        return (random_models.random_sd15_model(seed, model_channels, host_dtype=host_dtype),
+                random_models.random_clip(seed),
                 random_models.random_vae(seed))
 
 
