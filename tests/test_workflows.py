@@ -8,11 +8,11 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from scripts.headless import ui_to_api
+from scripts.make_random_models import CHECKPOINT, INSTDIFF, LORA
 from workflows_api import instancediffusion_off, mirrored, save_latent_after
 
 WORKFLOWS = sorted((Path(__file__).resolve().parents[1] / "workflows").glob("*.json"))
-STANDINS = {"ckpt_name": "random-sd15.safetensors", "model_name": "random-instancediffusion.safetensors",
-            "lora_name": "random-lora-sd15.safetensors"}
+STANDINS = {"ckpt_name": CHECKPOINT, "model_name": INSTDIFF, "lora_name": LORA}
 FRONTEND_ONLY = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
 
 
@@ -62,8 +62,8 @@ def test_official_settings_workflow_has_the_official_values():
     assert (steps, cfg, sampler_name, scheduler, denoise, mis) == (50, 7.5, "ddim", "ddim_uniform", 1.0, 0.36)
     (apply,) = by_type(wf, "ApplyInstanceDiffusion")
     assert apply["widgets_values"] == [0.8, 0.0, True, False]
-    assert by_type(wf, "LoadInstanceDiffusion")[0]["widgets_values"][0] == "instancediffusion_sd15.safetensors"
-    assert by_type(wf, "CheckpointLoaderSimple")[0]["widgets_values"] == ["v1-5-pruned-emaonly.safetensors"]
+    assert by_type(wf, "LoadInstanceDiffusion")[0]["widgets_values"][0] == "instancediffusion_sd15.pth"
+    assert by_type(wf, "CheckpointLoaderSimple")[0]["widgets_values"] == ["v1-5-pruned-emaonly-fp16.safetensors"]
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
