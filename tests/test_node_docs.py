@@ -21,7 +21,8 @@ def test_every_input_has_a_tooltip(pack):
     missing = {key: [n for n, s in inputs(cls).items()
                      if not (len(s) > 1 and isinstance(s[1], dict) and len(s[1].get("tooltip", "").strip()) >= 12)]
                for key, cls in pack.NODE_CLASS_MAPPINGS.items()}
-    assert not {k: v for k, v in missing.items() if v}, missing
+    missing = {key: names for key, names in missing.items() if names}
+    assert not missing, f"inputs without a tooltip: {missing}"
 
 
 def test_every_output_has_a_tooltip(pack):

@@ -18,7 +18,7 @@ FRONTEND_ONLY = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
 
 def shrink(prompt: dict) -> dict:
     """Random stand-ins at a fraction of the cost: the same graph with 3 steps (the multi-instance sampler's 0.36
-    still covers one) and 1/8 of the image size."""
+    still covers one), 1/8 of the image size and at most 2 frames."""
     for node in prompt.values():
         inputs = node["inputs"]
         for key, value in STANDINS.items():
@@ -29,6 +29,10 @@ def shrink(prompt: dict) -> dict:
         if node["class_type"] in ("EmptyLatentImage", "ImageScale"):
             inputs["width"] //= 8
             inputs["height"] //= 8
+        if "batch_size" in inputs:  # a keyframed video layout: 2 frames of it (its layout frames follow)
+            inputs["batch_size"] = min(inputs["batch_size"], 2)
+        if node["class_type"] == "InstanceDiffusionLayoutKeyframes":
+            inputs["frames"] = min(inputs["frames"], 2)
     return prompt
 
 
