@@ -103,9 +103,10 @@ def test_shipped_workflow_runs_and_instancediffusion_acts(host, path):
     prompt = shrink(ui_to_api(workflow, host.object_info))
     saver = save_latent_after(prompt)
     entry = host.run(prompt)
-    saved = [p for nid, node in prompt.items() if node["class_type"] == "SaveImage"
-             for p in host.output_files(entry, nid)]
-    assert len(saved) == sum(n["class_type"] == "SaveImage" for n in prompt.values())
+    batch = max([n["inputs"].get("batch_size", 1) for n in prompt.values()] + [1])
+    per_node = {nid: host.output_files(entry, nid) for nid, node in prompt.items() if node["class_type"] == "SaveImage"}
+    assert all(len(files) in (1, batch) for files in per_node.values()), per_node  # one image per frame
+    saved = [p for files in per_node.values() for p in files]
     for p in saved:
         with Image.open(p) as im:
             assert im.size[0] >= 64
