@@ -1,14 +1,13 @@
 """Weights where ComfyUI-Manager installs them (models/instance_models/<sub>/<file>) are listed, checked and run."""
 import importlib
-import json
-
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from scripts.headless import ui_to_api
-from scripts.make_random_models import INSTDIFF
+from scripts.make_random_models import INSTDIFF, MANAGER_SPLIT
 from test_workflows import WORKFLOWS, load, shrink
-from workflows_api import save_latent_after
+from workflows_api import instancediffusion_off, save_latent_after
 
 
 @pytest.fixture
@@ -75,21 +74,27 @@ def test_split_files_in_one_folder_of_models_instancediffusion_still_work(folder
     assert loader.model_choices() == ["logtd/", "other/ (missing position_net.ckpt, scaleu.ckpt)"]
 
 
-def test_a_workflow_runs_on_managers_split_files_as_on_the_single_file(host):
-    """make_random_models.py writes the single-file stand-in's weights as logtd's three files in Manager's layout;
-    the shipped boxes workflow gives the same latent from either (and the loader lists the split entry)."""
+def test_managers_split_stand_ins_hold_the_single_file_stand_ins_weights(pack):
+    """make_random_models.py writes the single-file stand-in's weights as logtd's three files in Manager's layout."""
+    from scripts.hostenv import host_dir
+    checkpoint = importlib.import_module(f"{pack.__name__}.instdiff_model.checkpoint")
+    models = host_dir() / "models"
+    split = checkpoint.read_weights([models / rel for rel in MANAGER_SPLIT.values()])
+    single = checkpoint.read_weights(models / "instancediffusion" / INSTDIFF)
+    assert split.keys() == single.keys() and all(torch.equal(split[k], single[k]) for k in single)
+
+
+def test_a_workflow_runs_headless_on_managers_split_files(host):
+    """The shipped boxes workflow on the entry "instance_models/" (Manager's three files): it runs, and
+    InstanceDiffusion acts (the latent differs from the same run with Apply made inert)."""
     choices = host.object_info["LoadInstanceDiffusion"]["input"]["required"]["model_name"][0]
     assert "instance_models/" in choices and INSTDIFF in choices
     wf = load(next(p for p in WORKFLOWS if p.stem == "instancediffusion_boxes"))
     prompt = shrink(ui_to_api(wf, host.object_info))
+    for node in prompt.values():
+        if node["class_type"] == "LoadInstanceDiffusion":
+            node["inputs"]["model_name"] = "instance_models/"
     saver = save_latent_after(prompt)
-    latents = {}
-    for name in (INSTDIFF, "instance_models/"):
-        run = json.loads(json.dumps(prompt))
-        for node in run.values():
-            if node["class_type"] == "LoadInstanceDiffusion":
-                node["inputs"]["model_name"] = name
-        (path,) = host.output_files(host.run(run), saver, kind="latents")
-        latents[name] = load_file(path)["latent_tensor"]
-    a, b = latents.values()
-    assert (a - b).abs().max() <= 1e-4 * a.abs().max()
+    (ours,), (off,) = ([load_file(p)["latent_tensor"] for p in host.output_files(host.run(run), saver, kind="latents")]
+                       for run in (prompt, instancediffusion_off(prompt)))
+    assert (ours - off).abs().max() > 1e-3 * ours.abs().max(), "InstanceDiffusion made no difference"
