@@ -28,18 +28,13 @@ def _rename_error(exc: InstDiffError, sources: dict) -> InstDiffError:
 
 
 class LayoutFromDetections:
-    DESCRIPTION = (
-        "Turn other nodes' detections into InstanceDiffusion instances, appended to the connected layout (or a "
-        "new width x height layout). Inputs, imported in this order: core BOUNDING_BOX (RT-DETR / SAM3 Detect, "
-        "Create Bounding Boxes; {x, y, width, height} pixels), core BOUNDING_BOXES (boxes with metadata; caption "
-        "from metadata.desc, then metadata.text), Create Bounding Boxes 'elements' (carry the canvas's "
-        "descriptions), a box list (KJNodes BBOX, Florence-2 JSON data, or boxes_json text) read with box_format, "
-        "Impact Pack SEGS (box + mask), and a MASK batch (one instance per mask). Connect the result to the "
-        "Layout node's seed_layout to edit it in our editor. "
-        "Captions come from the detection labels; each line of 'captions' overrides one instance in "
-        "import order (a blank line keeps the label). Pixel boxes are in source_image pixels when connected, "
-        "else in layout pixels; SEGS and masks carry their own size. Everything is scaled to the layout."
-    )
+    DESCRIPTION = ("Turn other nodes' detections (core boxes, Create Bounding Boxes, KJNodes BBOX, Florence-2, "
+                   "Impact Pack SEGS, masks) into InstanceDiffusion instances, captioned from their labels. Connect "
+                   "the result to the Layout node's seed_layout to edit it in the editor.")
+    SEARCH_ALIASES = ["instancediffusion", "detections", "bbox", "bounding boxes", "segs", "florence2",
+                      "sam", "detector", "boxes to layout", "regional prompt", "layout"]
+    OUTPUT_TOOLTIPS = ("The layout with the imported instances appended (in import order).",
+                       "What was changed while importing (clamped boxes, dropped low scores), one note per line.")
     CATEGORY = CATEGORY
     RETURN_TYPES = (LAYOUT, "STRING")
     RETURN_NAMES = ("layout", "notes")
@@ -51,7 +46,8 @@ class LayoutFromDetections:
             "required": {
                 "width": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8,
                                   "tooltip": "Size of a new layout (ignored when 'layout' is connected)."}),
-                "height": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8}),
+                "height": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8,
+                                   "tooltip": "Size of a new layout (ignored when 'layout' is connected)."}),
                 "caption": ("STRING", {"default": "", "multiline": True,
                                        "tooltip": "Global caption (replaces the connected layout's when not empty)."}),
                 "captions": ("STRING", {"default": "", "multiline": True, "dynamicPrompts": False,
@@ -60,9 +56,13 @@ class LayoutFromDetections:
                 "box_format": (list(interop.BOX_FORMATS), {"default": "xyxy",
                                                            "tooltip": "How 'bboxes' / 'florence2_data' / "
                                                                       "'boxes_json' boxes are written."}),
-                "out_of_image": (["clamp", "error"], {"default": "clamp"}),
-                "min_score": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01}),
-                "mask_threshold": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01}),
+                "out_of_image": (["clamp", "error"], {"default": "clamp", "tooltip": (
+                    "Boxes reaching outside the image: clamp them to it (noted in 'notes') or stop with an error.")}),
+                "min_score": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
+                    "Drop detections scored below this (where the detector gives scores); 0.3-0.5 removes weak "
+                    "ones, 0 keeps all.")}),
+                "mask_threshold": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01,
+                                             "tooltip": "SEGS / mask values above this are the instance."}),
                 "segs_masks": ("BOOLEAN", {"default": True, "tooltip": "Use SEGS masks (else boxes only)."}),
                 "frame": ("INT", {"default": 0, "min": 0, "max": 100000,
                                   "tooltip": "Which image's detections to take from per-image box lists."}),
@@ -71,19 +71,21 @@ class LayoutFromDetections:
                                                      "\"label\": ...}], or {\"bboxes\": [...], \"labels\": [...]}."}),
             },
             "optional": {
-                "layout": (LAYOUT,),
+                "layout": (LAYOUT, {"tooltip": "A layout to append to (else a new width x height one)."}),
                 "source_image": ("IMAGE", {"tooltip": "The image the boxes were detected on (its size is the "
                                                       "pixel space of the box inputs)."}),
-                "bounding_boxes": (BOUNDING_BOX, {"forceInput": True}),
+                "bounding_boxes": (BOUNDING_BOX, {"forceInput": True, "tooltip": (
+                    "Core BOUNDING_BOX boxes (RT-DETR / SAM3 Detect, Create Bounding Boxes); no captions: write "
+                    "them in 'captions'.")}),
                 "boxes_with_metadata": (BOUNDING_BOXES, {"forceInput": True,
                                                          "tooltip": "Core BOUNDING_BOXES: captions from "
                                                                     "metadata.desc, then metadata.text."}),
                 "elements": ("ARRAY", {"tooltip": "Create Bounding Boxes 'elements' output: its boxes with "
                                                   "their descriptions (bbox on the canvas's 0..1000 grid)."}),
-                "bboxes": ("BBOX",),
-                "florence2_data": ("JSON",),
-                "segs": ("SEGS",),
-                "masks": ("MASK",),
+                "bboxes": ("BBOX", {"tooltip": "KJNodes / Florence-2 BBOX box lists, read with box_format."}),
+                "florence2_data": ("JSON", {"tooltip": "Florence-2 'data' output: boxes with their labels."}),
+                "segs": ("SEGS", {"tooltip": "Impact Pack SEGS: box + mask + label per detection."}),
+                "masks": ("MASK", {"tooltip": "A MASK batch: one instance per mask (write captions in 'captions')."}),
             },
         }
 
@@ -129,14 +131,14 @@ class LayoutFromDetections:
 
 
 class LayoutToBoundingBoxes:
-    DESCRIPTION = (
-        "Our layout as ComfyUI core BOUNDING_BOX (one list per layout frame of {x, y, width, height} in pixels, "
-        "label = caption, metadata = {type: obj, text: '', desc: caption, palette: [the instance's colour if it "
-        "has one]}) for core nodes such as SAM3 Detect, Draw BBoxes, crops, or Create Bounding Boxes' 'bboxes' "
-        "input (seeds its canvas with our boxes and captions; it reads the first frame); the chosen frame as core "
-        "BOUNDING_BOXES (the canvas's own value type); the captions (one per line) and one MASK per instance of "
-        "the chosen frame. Instances without an area (points) are left out of all of them."
-    )
+    DESCRIPTION = ("Our layout as ComfyUI core boxes (BOUNDING_BOX, BOUNDING_BOXES with captions), captions and one "
+                   "MASK per instance, for core nodes such as SAM3 Detect, crops or Create Bounding Boxes' 'bboxes'.")
+    SEARCH_ALIASES = ["instancediffusion", "layout to bbox", "bounding boxes", "export boxes", "layout masks",
+                      "bbox", "segs", "regional masks"]
+    OUTPUT_TOOLTIPS = ("Core BOUNDING_BOX: per frame a list of {x, y, width, height} pixel boxes, label = caption.",
+                       "The instances' captions of the chosen frame, one per line.",
+                       "One MASK per instance of the chosen frame (an empty mask if none has an area).",
+                       "Core BOUNDING_BOXES of the chosen frame (the Create Bounding Boxes canvas's value).")
     CATEGORY = CATEGORY
     RETURN_TYPES = (BOUNDING_BOX, "STRING", "MASK", BOUNDING_BOXES)
     RETURN_NAMES = ("bounding_boxes", "captions", "masks", "boxes_with_metadata")
@@ -145,7 +147,7 @@ class LayoutToBoundingBoxes:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "layout": (LAYOUT,),
+            "layout": (LAYOUT, {"tooltip": "The layout to convert; points (no area) are left out."}),
             "frame": ("INT", {"default": 0, "min": 0, "max": 100000, "tooltip": "Frame for captions and masks."}),
             "round_to_pixels": ("BOOLEAN", {"default": True,
                                             "tooltip": "Whole-pixel boxes (floor/ceil outward), as crop nodes expect."}),

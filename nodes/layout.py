@@ -18,6 +18,8 @@ from ..instdiff_model.values import decode_json
 
 CATEGORY = "InstanceDiffusion/layout"
 LAYOUT = "INSTANCE_LAYOUT"
+LAYOUT_IN_TIP = "The layout to add to (Layout node, another Add Instance node, an import)."
+CAPTION_TIP = "What this instance is, e.g. 'a red vintage car' (a short noun phrase works best)."
 
 
 def empty_layout_json(width=512, height=512, caption="") -> str:
@@ -50,18 +52,13 @@ def parse_points(text: str, what: str) -> list:
 
 
 class InstanceLayoutNode:
-    DESCRIPTION = (
-        "The layout of an InstanceDiffusion image: size, global caption and instances. The JSON holds what the "
-        "editor draws; width/height/caption here override it. Chain 'Add ...' nodes to add instances.\n"
-        "seed_layout (optional, e.g. from 'Layout from detections' or 'Import Layout'): its instances are part of "
-        "the output and, after a run, appear in the editor, where you can move, resize, re-caption or delete "
-        "them. Rules: the output has the seed's instances first, in seed order (scaled to width x height), each "
-        "replaced by your edit of it and without the ones you deleted, then your own instances. Your edits are "
-        "kept in layout_json (an instance with \"seed\": k replaces seed instance k; \"seed_removed\" lists deleted "
-        "ones), so they survive re-runs while untouched seed instances follow the input. While layout_json has no "
-        "instances and nothing deleted, the output takes the seed's width, height and (if caption is empty) "
-        "caption, and the editor adopts that size. For a multi-frame seed each frame is merged the same way. "
-        "Without seed_layout, \"seed\" fields are ignored.")
+    DESCRIPTION = ("The layout of an InstanceDiffusion image: its size, global caption and instances, drawn in the "
+                   "editor (boxes, points, scribbles, polygons, masks). Connect seed_layout to start from detections "
+                   "or an import; your edits of \"seed\" instances (and \"seed_removed\" ones) are kept.")
+    SEARCH_ALIASES = ["instancediffusion", "layout", "layout editor", "bbox", "bounding box", "regional prompt",
+                      "regional", "gligen", "draw boxes", "instances", "composition"]
+    OUTPUT_TOOLTIPS = ("The layout (size, caption, instances) for the Instance Tokenizer, Add Instance nodes or the "
+                       "Layout Preview.",)
     CATEGORY = CATEGORY
     RETURN_TYPES = (LAYOUT,)
     FUNCTION = "build"
@@ -69,10 +66,15 @@ class InstanceLayoutNode:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "width": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8}),
-            "height": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8}),
-            "caption": ("STRING", {"default": "", "multiline": True}),
-            "layout_json": ("STRING", {"default": empty_layout_json(), "multiline": True, "dynamicPrompts": False}),
+            "width": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8, "tooltip": (
+                "Image width in pixels; use the latent's size (SD1.5: 512, or 384-768). Instances scale with it.")}),
+            "height": ("INT", {"default": 512, "min": 64, "max": 8192, "step": 8, "tooltip": (
+                "Image height in pixels; use the latent's size (SD1.5: 512, or 384-768).")}),
+            "caption": ("STRING", {"default": "", "multiline": True, "tooltip": (
+                "The global caption of the whole image (the layout's; write the same scene in the positive prompt).")}),
+            "layout_json": ("STRING", {"default": empty_layout_json(), "multiline": True, "dynamicPrompts": False,
+                                       "tooltip": "What the editor draws, as layout JSON (hidden under the editor); "
+                                                  "edit it by hand or paste a layout."}),
         }, "optional": {
             "seed_layout": (LAYOUT, {"tooltip": "Instances to start from (e.g. detections); edit them in the "
                                                 "editor after a run. Your edits stay on top when the input changes."}),
@@ -106,7 +108,10 @@ class InstanceLayoutNode:
 
 
 class AddBoxInstance:
-    DESCRIPTION = "Add an instance: caption + box (x, y, width, height in image pixels)."
+    DESCRIPTION = "Add an instance to the layout: a caption and a box (x, y, width, height in image pixels)."
+    SEARCH_ALIASES = ["instancediffusion", "add box", "bbox", "bounding box", "add instance", "regional prompt",
+                      "gligen box", "layout"]
+    OUTPUT_TOOLTIPS = ("The layout with this box instance appended (chain more Add Instance nodes).",)
     CATEGORY = CATEGORY
     RETURN_TYPES = (LAYOUT,)
     FUNCTION = "add"
@@ -114,16 +119,22 @@ class AddBoxInstance:
     @classmethod
     def INPUT_TYPES(cls):
         px = {"default": 0, "min": 0, "max": 8192, "step": 1}
-        return {"required": {"layout": (LAYOUT,), "caption": ("STRING", {"default": "", "multiline": False}),
-                             "x": ("INT", px), "y": ("INT", px),
-                             "width": ("INT", dict(px, default=128)), "height": ("INT", dict(px, default=128))}}
+        return {"required": {"layout": (LAYOUT, {"tooltip": LAYOUT_IN_TIP}),
+                             "caption": ("STRING", {"default": "", "multiline": False, "tooltip": CAPTION_TIP}),
+                             "x": ("INT", dict(px, tooltip="Left edge of the box, pixels from the image's left.")),
+                             "y": ("INT", dict(px, tooltip="Top edge of the box, pixels from the image's top.")),
+                             "width": ("INT", dict(px, default=128, tooltip="Box width in pixels.")),
+                             "height": ("INT", dict(px, default=128, tooltip="Box height in pixels."))}}
 
     def add(self, layout, caption, x, y, width, height):
         return with_instance(layout, Instance(caption=caption, box=(x, y, width, height)))
 
 
 class AddPointInstance:
-    DESCRIPTION = "Add an instance: caption + one point (image pixels)."
+    DESCRIPTION = "Add an instance to the layout: a caption and one point (image pixels) it should cover."
+    SEARCH_ALIASES = ["instancediffusion", "add point", "point", "add instance", "keypoint", "regional prompt",
+                      "layout"]
+    OUTPUT_TOOLTIPS = ("The layout with this point instance appended (chain more Add Instance nodes).",)
     CATEGORY = CATEGORY
     RETURN_TYPES = (LAYOUT,)
     FUNCTION = "add"
@@ -131,25 +142,35 @@ class AddPointInstance:
     @classmethod
     def INPUT_TYPES(cls):
         px = {"default": 256, "min": 0, "max": 8192, "step": 1}
-        return {"required": {"layout": (LAYOUT,), "caption": ("STRING", {"default": ""}),
-                             "x": ("INT", px), "y": ("INT", px)}}
+        return {"required": {"layout": (LAYOUT, {"tooltip": LAYOUT_IN_TIP}),
+                             "caption": ("STRING", {"default": "", "tooltip": CAPTION_TIP}),
+                             "x": ("INT", dict(px, tooltip="The point's x in pixels (a spot on the object).")),
+                             "y": ("INT", dict(px, tooltip="The point's y in pixels (a spot on the object)."))}}
 
     def add(self, layout, caption, x, y):
         return with_instance(layout, Instance(caption=caption, point=(x, y)))
 
 
 class AddShapeInstance:
-    DESCRIPTION = ("Add an instance: caption + scribble strokes or polygon rings written as 'x,y x,y ...' in "
-                   "pixels, one stroke/ring per line.")
+    DESCRIPTION = ("Add an instance to the layout: a caption and scribble strokes or polygon outlines written as "
+                   "'x,y x,y ...' in pixels, one per line.")
+    SEARCH_ALIASES = ["instancediffusion", "add scribble", "add polygon", "scribble", "polygon", "outline",
+                      "add instance", "regional prompt", "layout"]
+    OUTPUT_TOOLTIPS = ("The layout with this scribble / polygon instance appended.",)
     CATEGORY = CATEGORY
     RETURN_TYPES = (LAYOUT,)
     FUNCTION = "add"
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"layout": (LAYOUT,), "caption": ("STRING", {"default": ""}),
-                             "kind": (["scribble", "polygon"],),
-                             "points": ("STRING", {"default": "", "multiline": True, "dynamicPrompts": False})}}
+        return {"required": {"layout": (LAYOUT, {"tooltip": LAYOUT_IN_TIP}),
+                             "caption": ("STRING", {"default": "", "tooltip": CAPTION_TIP}),
+                             "kind": (["scribble", "polygon"], {"tooltip": (
+                                 "scribble: free strokes over the object (the tokenizer's auto config then uses "
+                                 "the official scribble config); polygon: closed outlines of the object.")}),
+                             "points": ("STRING", {"default": "", "multiline": True, "dynamicPrompts": False,
+                                                   "tooltip": "Pixels as 'x,y x,y ...'; one stroke or outline per "
+                                                              "line (or separated by ';')."})}}
 
     def add(self, layout, caption, kind, points):
         shapes = parse_points(points, f"{kind} of {caption!r}")
@@ -157,16 +178,24 @@ class AddShapeInstance:
 
 
 class AddMaskInstance:
-    DESCRIPTION = ("Add an instance: caption + a ComfyUI MASK at the layout size (the first mask of a batch). "
-                   "Its polygon, scribble and box are derived from the mask as in the official code.")
+    DESCRIPTION = ("Add an instance to the layout: a caption and a MASK (e.g. from Load Image as Mask or a "
+                   "segmenter); its box, polygon and scribble are derived from the mask as in the official code.")
+    SEARCH_ALIASES = ["instancediffusion", "add mask", "mask", "segmentation", "add instance", "regional prompt",
+                      "regional mask", "layout"]
+    OUTPUT_TOOLTIPS = ("The layout with this mask instance appended.",)
     CATEGORY = CATEGORY
     RETURN_TYPES = (LAYOUT,)
     FUNCTION = "add"
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"layout": (LAYOUT,), "caption": ("STRING", {"default": ""}), "mask": ("MASK",),
-                             "threshold": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01})}}
+        return {"required": {"layout": (LAYOUT, {"tooltip": LAYOUT_IN_TIP}),
+                             "caption": ("STRING", {"default": "", "tooltip": CAPTION_TIP}),
+                             "mask": ("MASK", {"tooltip": "The instance's mask at the layout's size (the first mask "
+                                                          "of a batch is used)."}),
+                             "threshold": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01,
+                                                     "tooltip": "Mask values above this are the instance; 0.5 for "
+                                                                "hard masks, lower for soft or feathered ones."})}}
 
     def add(self, layout, caption, mask, threshold):
         m = mask[0] if mask.ndim == 3 else mask
@@ -175,7 +204,11 @@ class AddMaskInstance:
 
 class ImportLayout:
     DESCRIPTION = ("Import a layout from the official InstanceDiffusion demo JSON or from COCO annotations "
-                   "(boxes in pixels, polygons, RLE masks). Boxes reaching outside the image are clamped (listed in 'notes').")
+                   "(boxes, polygons, RLE masks); what had to be clamped is listed in 'notes'.")
+    SEARCH_ALIASES = ["instancediffusion", "import layout", "coco", "demo json", "load layout", "annotations",
+                      "bbox", "layout"]
+    OUTPUT_TOOLTIPS = ("The imported layout (connect to the Layout node's seed_layout to edit it).",
+                       "What was changed while importing (e.g. boxes clamped to the image), one note per line.")
     CATEGORY = CATEGORY
     RETURN_TYPES = (LAYOUT, "STRING")
     RETURN_NAMES = ("layout", "notes")
@@ -183,10 +216,17 @@ class ImportLayout:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"text": ("STRING", {"default": "", "multiline": True, "dynamicPrompts": False}),
-                             "format": (["official demo", "coco"],),
-                             "coco_image_id": ("INT", {"default": -1, "min": -1, "max": 2**31 - 1}),
-                             "caption": ("STRING", {"default": ""})}}
+        return {"required": {"text": ("STRING", {"default": "", "multiline": True, "dynamicPrompts": False,
+                                                 "tooltip": "The JSON text: an official demos/*.json file or a "
+                                                            "COCO annotations file."}),
+                             "format": (["official demo", "coco"], {"tooltip": (
+                                 "official demo: InstanceDiffusion's demos/*.json (caption + annos); coco: COCO "
+                                 "instances JSON (captions from category names).")}),
+                             "coco_image_id": ("INT", {"default": -1, "min": -1, "max": 2**31 - 1, "tooltip": (
+                                 "COCO only: the id of the image whose annotations to import; -1 = the file's only image.")}),
+                             "caption": ("STRING", {"default": "", "tooltip": (
+                                 "Global caption; empty keeps the file's (demo) or joins the category names "
+                                 "(COCO, as the official code).")})}}
 
     def load(self, text, format, coco_image_id, caption):
         notes = []
@@ -201,17 +241,23 @@ class ImportLayout:
 
 
 class LayoutKeyframes:
-    DESCRIPTION = ("Per-frame layouts for a batch of latents (e.g. AnimateDiff): keyframes as JSON "
-                   "[{\"frame\": 0, \"layout\": {...}}, ...]; boxes and points are interpolated linearly between "
-                   "keyframes, instance by instance. Latent i gets frame i.")
+    DESCRIPTION = ("Per-frame layouts for a batch of latents (video, AnimateDiff): boxes and points move linearly "
+                   "between keyframes, instance by instance; latent i gets frame i.")
+    SEARCH_ALIASES = ["instancediffusion", "keyframes", "video layout", "animation", "animatediff",
+                      "moving boxes", "per frame", "interpolate", "bbox", "layout"]
+    OUTPUT_TOOLTIPS = ("One layout per frame (a batch), for the Instance Tokenizer and a latent batch of 'frames'.",)
     CATEGORY = CATEGORY
     RETURN_TYPES = (LAYOUT,)
     FUNCTION = "build"
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"keyframes": ("STRING", {"default": "[]", "multiline": True, "dynamicPrompts": False}),
-                             "frames": ("INT", {"default": 16, "min": 1, "max": 4096})}}
+        return {"required": {"keyframes": ("STRING", {"default": "[]", "multiline": True, "dynamicPrompts": False,
+                                                      "tooltip": "JSON [{\"frame\": 0, \"layout\": {...}}, ...]: "
+                                                                 "the same instances in every keyframe, in the "
+                                                                 "same order."}),
+                             "frames": ("INT", {"default": 16, "min": 1, "max": 4096, "tooltip": (
+                                 "How many frames to make; match the latent batch size (e.g. 16 for AnimateDiff).")})}}
 
     def build(self, keyframes, frames):
         data = decode_json(keyframes, "keyframes", "{what} are not valid JSON: {exc}")

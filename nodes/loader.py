@@ -1,4 +1,4 @@
-"""Load InstanceDiffusion node: official .pth, converted .safetensors or the logtd split files from models/instancediffusion/."""
+"""Load InstanceDiffusion node: official .pth, converted .safetensors or logtd's split files (models/instancediffusion/, Manager's models/instance_models/)."""
 import os
 
 import comfy.model_management
@@ -9,23 +9,27 @@ from ..instdiff_model.errors import InstDiffError
 from ..instdiff_model.model import InstanceDiffusionModel
 
 FOLDER = "instancediffusion"
+MANAGER_FOLDER = "instance_models"  # ComfyUI-Manager's model list installs logtd's split files here
+# logtd's split files and the sub-folder of instance_models/ Manager puts each in
+SPLIT = {"fusers.ckpt": "fuser_models", "position_net.ckpt": "positionnet_models", "scaleu.ckpt": "scaleu_models"}
 
 
-def register_folder() -> None:
-    """models/instancediffusion/ in the host's folder registry (kept if extra_model_paths.yaml added it first)."""
-    default = os.path.join(folder_paths.models_dir, FOLDER)
+def register_folder(name: str = FOLDER) -> None:
+    """models/<name>/ in the host's folder registry (kept if extra_model_paths.yaml added it first)."""
+    default = os.path.join(folder_paths.models_dir, name)
     exts = set(folder_paths.supported_pt_extensions)
-    if FOLDER in folder_paths.folder_names_and_paths:
-        paths, known = folder_paths.folder_names_and_paths[FOLDER]
+    if name in folder_paths.folder_names_and_paths:
+        paths, known = folder_paths.folder_names_and_paths[name]
         if default not in paths:
             paths.append(default)
-        folder_paths.folder_names_and_paths[FOLDER] = (paths, set(known) | exts)
+        folder_paths.folder_names_and_paths[name] = (paths, set(known) | exts)
     else:
-        folder_paths.folder_names_and_paths[FOLDER] = ([default], exts)
+        folder_paths.folder_names_and_paths[name] = ([default], exts)
     os.makedirs(default, exist_ok=True)
 
 
-register_folder()
+register_folder(FOLDER)
+register_folder(MANAGER_FOLDER)
 _CACHE = {}
 
 
@@ -42,55 +46,100 @@ def storage_dtype(precision: str, device) -> torch.dtype:
     return DTYPES[precision]
 
 
-def load_cached(path: str, weights: str, precision: str = "auto", tokenizer_precision: str = "fp32"):
-    """One loaded copy per (file, size, mtime, weights, precisions): a second run or loader node reuses it."""
-    stat = os.stat(path)
+def load_cached(paths, weights: str, precision: str = "auto", tokenizer_precision: str = "fp32"):
+    """One loaded copy per (files, sizes, mtimes, weights, precisions): a second run or loader node reuses it.
+    `paths`: one file, or logtd's three split files."""
+    paths = [paths] if isinstance(paths, str) else list(paths)
+    stats = [os.stat(p) for p in paths]
     dtypes = (storage_dtype(precision, comfy.model_management.get_torch_device()),
               storage_dtype(tokenizer_precision, "cpu"))
-    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, weights, dtypes)
+    key = (tuple((os.path.realpath(p), st.st_size, st.st_mtime_ns) for p, st in zip(paths, stats)), weights, dtypes)
     if key not in _CACHE:
         _CACHE.clear()
-        model = InstanceDiffusionModel.from_file(path, weights=weights, dtype=torch.float32)
+        model = InstanceDiffusionModel.from_file(paths[0] if len(paths) == 1 else paths, weights=weights,
+                                                 dtype=torch.float32)
         _CACHE[key] = model.set_precision(*dtypes)
     return _CACHE[key]
 
 
-def model_choices() -> list:
+def _trio(files: dict, manager: bool) -> tuple:
+    """(the split files' paths, the missing ones as named in their folder) from {split file name: path or None}."""
+    return ([files[n] for n in SPLIT if files[n]],
+            [f"{SPLIT[n]}/{n}" if manager else n for n in SPLIT if not files[n]])
+
+
+def model_entries() -> dict:
+    """{entry name: (paths, missing files)}: single files and split-file folders of models/instancediffusion/, and
+    each instance_models/ folder (Manager's layout; extra_model_paths.yaml may register more) holding any of the
+    split files. The first such instance_models folder is "instance_models/", others are named by their full path."""
+    entries = {}
     names = folder_paths.get_filename_list(FOLDER)
-    # the logtd split layout is one folder with fusers.ckpt, position_net.ckpt and scaleu.ckpt: offer the folder
-    split = sorted({os.path.dirname(n) for n in names if os.path.basename(n) == "fusers.ckpt" and os.path.dirname(n)})
-    keep = [n for n in names if os.path.basename(n) not in ("fusers.ckpt", "position_net.ckpt", "scaleu.ckpt")]
-    return keep + [d + "/" for d in split]
+    for n in names:
+        if os.path.basename(n) not in SPLIT:
+            entries[n] = ([folder_paths.get_full_path(FOLDER, n)], [])
+    for d in sorted({os.path.dirname(n) for n in names if os.path.basename(n) in SPLIT and os.path.dirname(n)}):
+        files = {f: folder_paths.get_full_path(FOLDER, f"{d}/{f}") if f"{d}/{f}" in names else None for f in SPLIT}
+        entries[d + "/"] = _trio(files, manager=False)
+    for root in folder_paths.get_folder_paths(MANAGER_FOLDER):
+        files = {f: next((p for p in (os.path.join(root, sub, f), os.path.join(root, f)) if os.path.isfile(p)), None)
+                 for f, sub in SPLIT.items()}
+        if any(files.values()):
+            name = f"{MANAGER_FOLDER}/" if f"{MANAGER_FOLDER}/" not in entries else root.rstrip("/\\") + "/"
+            entries[name] = _trio(files, manager=True)
+    return entries
+
+
+MISSING_MARK = " (missing "
+
+
+def model_choices() -> list:
+    """Entry names for the widget; an incomplete split-file folder is listed as 'name (missing file, ...)'."""
+    return [name + (f"{MISSING_MARK}{', '.join(missing)})" if missing else "")
+            for name, (_, missing) in model_entries().items()]
 
 
 PRECISION_TIP = ("How the fusers and ScaleU are stored: auto = fp16 on CUDA/MPS, fp32 on the CPU. They always run in "
                  "the UNet's compute dtype (cast per call), so this only trades memory for a cast.")
+MODEL_TIP = ("The official instancediffusion_sd15.pth, a converted .safetensors, or a folder of the split files "
+             "fusers.ckpt / position_net.ckpt / scaleu.ckpt (ComfyUI-Manager's instance_models). Refresh after "
+             "adding files.")
 TOKENIZER_TIP = "How the instance tokenizer (position net) is stored and run: fp32 (default, exact) or fp16/bf16."
 
 
 class LoadInstanceDiffusion:
-    DESCRIPTION = ("Load the InstanceDiffusion weights (instance tokenizer, 16 fusers, ScaleU) from models/instancediffusion/: "
-                   "the official instancediffusion_sd15.pth (read safely, no pickled code runs), a converted .safetensors, "
-                   "or a folder with the logtd pack's fusers/position_net/scaleu.ckpt. 'ema' is what the official "
-                   "inference loads.")
+    DESCRIPTION = ("Load the InstanceDiffusion weights (instance tokenizer, 16 fusers, ScaleU) from "
+                   "models/instancediffusion/ or ComfyUI-Manager's models/instance_models/.")
+    SEARCH_ALIASES = ["instancediffusion", "instance diffusion", "load instancediffusion", "gligen", "layout",
+                      "bbox", "regional", "fuser", "position net"]
+    OUTPUT_TOOLTIPS = ("The loaded weights: connect to the Instance Tokenizer and to Apply InstanceDiffusion.",)
     CATEGORY = "InstanceDiffusion"
     RETURN_TYPES = ("INSTANCEDIFFUSION",)
     FUNCTION = "load"
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"model_name": (model_choices(),), "weights": (["ema", "model"],)},
+        return {"required": {"model_name": (model_choices(), {"tooltip": MODEL_TIP}),
+                             "weights": (["ema", "model"], {"tooltip": (
+                                 "Which copy in the official .pth: ema (what the official inference loads, best) "
+                                 "or the raw training weights. Files with one copy ignore this.")})},
                 "optional": {"precision": (["auto"] + list(DTYPES), {"default": "auto", "tooltip": PRECISION_TIP}),
                              "tokenizer_precision": (list(DTYPES), {"default": "fp32", "tooltip": TOKENIZER_TIP})}}
 
     def load(self, model_name, weights, precision="auto", tokenizer_precision="fp32"):
-        name = model_name.rstrip("/")
-        for base in folder_paths.get_folder_paths(FOLDER):
-            path = os.path.join(base, name)
-            if os.path.exists(path):
-                return (load_cached(path, weights, precision, tokenizer_precision),)
-        raise InstDiffError(f"{model_name!r} is not in models/{FOLDER}/; put the InstanceDiffusion weights there "
-                            "and refresh the page")
+        name = model_name.split(MISSING_MARK)[0]
+        entries = model_entries()
+        if name not in entries and name.rstrip("/") in entries:  # a single file given with a trailing slash
+            name = name.rstrip("/")
+        if name not in entries:
+            raise InstDiffError(f"{model_name!r} is not in models/{FOLDER}/ or models/{MANAGER_FOLDER}/; put "
+                                "instancediffusion_sd15.pth in models/{FOLDER}/ (or install InstanceDiffusion with "
+                                "ComfyUI-Manager's model list) and refresh the page".replace("{FOLDER}", FOLDER))
+        paths, missing = entries[name]
+        if missing:
+            raise InstDiffError(f"{name} is incomplete: {', '.join(missing)} missing; "
+                                "install the missing file (ComfyUI-Manager's model list, or Hugging Face "
+                                "logtd/instance_diffusion) or use instancediffusion_sd15.pth, then refresh the page")
+        return (load_cached(paths, weights, precision, tokenizer_precision),)
 
 
 NODE_CLASS_MAPPINGS = {"LoadInstanceDiffusion": LoadInstanceDiffusion}

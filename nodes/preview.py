@@ -103,17 +103,21 @@ def draw_mask(picture: Image.Image, mask: torch.Tensor) -> Image.Image:
 
 
 class LayoutPreview:
-    DESCRIPTION = ("Draw the layout (every frame of a per-frame layout) for checking it before sampling; optional "
-                   "image underneath, optional edit mask (Layout Difference) hatched over it.")
+    DESCRIPTION = ("Draw the layout (every frame of a per-frame layout), over an image if one is connected, to check it; "
+                   "an optional edit mask (Layout Difference) is hatched over it.")
+    SEARCH_ALIASES = ["instancediffusion", "layout preview", "draw boxes", "bbox", "visualize layout", "overlay"]
+    OUTPUT_TOOLTIPS = ("One picture per layout frame: each instance in its colour with its number and caption.",)
     CATEGORY = "InstanceDiffusion/layout"
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "preview"
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"layout": ("INSTANCE_LAYOUT",)}, "optional": {
-            "image": ("IMAGE",),
-            "mask": ("MASK", {"tooltip": "An edit mask (e.g. from Layout Difference), shown as a hatched overlay."})}}
+        return {"required": {"layout": ("INSTANCE_LAYOUT", {"tooltip": "The layout to draw."})},
+                "optional": {"image": ("IMAGE", {"tooltip": (
+                    "Drawn underneath, resized to the layout (e.g. the generated image, to check placement); "
+                    "frame n over image n. Without it: a grey canvas.")}),
+                    "mask": ("MASK", {"tooltip": "An edit mask (e.g. from Layout Difference), shown as a hatched overlay."})}}
 
     def preview(self, layout, image=None, mask=None):
         pictures = []

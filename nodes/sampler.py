@@ -96,14 +96,12 @@ def trajectory_positive(positive: list, captions: tuple, chunk: list, per: int) 
 
 
 class InstanceDiffusionKSampler:
-    DESCRIPTION = (
-        "KSampler with InstanceDiffusion's multi-instance sampler (MIS). For the first 'mis' fraction of the steps "
-        "it denoises, from the same noise, the full prompt and layout plus one trajectory per instance (its caption "
-        "as the prompt, the same negative, only its grounding, in the first slot), all in one batch ('max_batch' "
-        "latents per pass; 0 = as many as the free memory holds on a GPU, all on the CPU), averages those latents, then finishes with the full conditioning. A latent's "
-        "trajectories share its per-step noise (ancestral / SDE / LCM samplers), so the average keeps the noise level; "
-        "mis = 0 is the stock KSampler. Multistep samplers (dpmpp_2m, ...) restart their history at the switch (the official PLMS "
-        "keeps the full trajectory's). The MODEL must come from 'Apply InstanceDiffusion'.")
+    DESCRIPTION = ("KSampler with InstanceDiffusion's multi-instance sampler: for the first 'mis' of the steps each "
+                   "instance is also denoised alone and the results averaged, which keeps instances from blending. "
+                   "The MODEL must come from Apply InstanceDiffusion.")
+    SEARCH_ALIASES = ["instancediffusion", "ksampler", "multi-instance sampler", "mis", "sampler", "regional sampler",
+                      "instance sampler"]
+    OUTPUT_TOOLTIPS = ("The denoised latent; decode it with VAE Decode.",)
     CATEGORY = "InstanceDiffusion"
     RETURN_TYPES = ("LATENT",)
     FUNCTION = "sample"
@@ -111,16 +109,29 @@ class InstanceDiffusionKSampler:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL",),
-            "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True}),
-            "steps": ("INT", {"default": 20, "min": 1, "max": 10000}),
-            "cfg": ("FLOAT", {"default": 7.5, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}),
-            "sampler_name": (comfy.samplers.KSampler.SAMPLERS,),
-            "scheduler": (comfy.samplers.KSampler.SCHEDULERS,),
-            "positive": ("CONDITIONING",), "negative": ("CONDITIONING",), "latent_image": ("LATENT",),
-            "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01}),
-            "mis": ("FLOAT", {"default": 0.36, "min": 0.0, "max": 1.0, "step": 0.01}),
-            "max_batch": ("INT", {"default": 0, "min": 0, "max": 4096}),
+            "model": ("MODEL", {"tooltip": "The MODEL from Apply InstanceDiffusion."}),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True,
+                             "tooltip": "The noise seed (as KSampler)."}),
+            "steps": ("INT", {"default": 20, "min": 1, "max": 10000, "tooltip": (
+                "Sampling steps (as KSampler); 20-30 is usual, the official inference uses 50.")}),
+            "cfg": ("FLOAT", {"default": 7.5, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01, "tooltip": (
+                "Classifier-free guidance (as KSampler); official 7.5 (its README demos pass 5).")}),
+            "sampler_name": (comfy.samplers.KSampler.SAMPLERS, {"tooltip": (
+                "The sampler (as KSampler); ancestral and SDE samplers work with MIS.")}),
+            "scheduler": (comfy.samplers.KSampler.SCHEDULERS, {"tooltip": (
+                "The noise schedule (as KSampler); normal or ddim_uniform ground the same steps as the official code.")}),
+            "positive": ("CONDITIONING", {"tooltip": "The scene prompt (CLIP Text Encode)."}),
+            "negative": ("CONDITIONING", {"tooltip": "The negative prompt, also used by every instance's trajectory."}),
+            "latent_image": ("LATENT", {"tooltip": "The latent to denoise (Empty Latent Image at the layout's size)."}),
+            "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
+                "How much of the latent is re-noised (as KSampler): 1.0 for a new image, lower for img2img.")}),
+            "mis": ("FLOAT", {"default": 0.36, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
+                "Fraction of the steps using the multi-instance sampler. 0.36 (official default): less leaking of "
+                "colours and attributes between instances; up to 0.4 recommended; 0 = plain KSampler (fastest). "
+                "Costs about 1 + instances x mis times a plain run.")}),
+            "max_batch": ("INT", {"default": 0, "min": 0, "max": 4096, "tooltip": (
+                "Latents per UNet pass while MIS runs (the image + one per instance). 0 = as many as free GPU "
+                "memory holds (all on the CPU); set 2-4 if you run out of memory.")}),
         }}
 
     def sample(self, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise, mis,

@@ -26,13 +26,12 @@ class InstanceConditioning:
 
 
 class InstanceTokenizerNode:
-    DESCRIPTION = ("Turn the layout into InstanceDiffusion's 184 grounding tokens per frame (30 box, 30 point, "
-                   "30 scribble, 30 polygon, 64 mask tokens), plus the null tokens of the unconditional pass and each "
-                   "instance caption's text conditioning (the multi-instance sampler's per-instance prompts). "
-                   "'auto' picks the official test config from the formats present: scribbles -> scribble, masks or "
-                   "polygons -> sd15 (official default, drops scribbles), boxes -> box, points only -> point. "
-                   "The second output says which config ran. 'sample_seed' drives the official random sampling "
-                   "of scribble/polygon points from masks.")
+    DESCRIPTION = ("Turn the layout into InstanceDiffusion's grounding tokens (caption + location of every instance), "
+                   "computed once per run, for Apply InstanceDiffusion.")
+    SEARCH_ALIASES = ["instancediffusion", "instance tokenizer", "position net", "grounding", "layout", "bbox",
+                      "regional prompt", "gligen"]
+    OUTPUT_TOOLTIPS = ("The run's grounding tokens and per-instance captions: connect to Apply InstanceDiffusion.",
+                       "Which official test config ran (box, point, scribble or sd15).")
     CATEGORY = "InstanceDiffusion"
     RETURN_TYPES = ("INSTANCE_CONDITIONING", "STRING")
     RETURN_NAMES = ("instance_conditioning", "config_used")
@@ -40,9 +39,19 @@ class InstanceTokenizerNode:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"clip": ("CLIP",), "layout": ("INSTANCE_LAYOUT",), "instancediffusion": ("INSTANCEDIFFUSION",),
-                             "config": (["auto"] + sorted(DROP_CONFIGS),),
-                             "sample_seed": ("INT", {"default": 0, "min": 0, "max": 2**32 - 1})}}
+        return {"required": {"clip": ("CLIP", {"tooltip": (
+                                 "The SD1.5 checkpoint's own CLIP (CLIP-L): the position net was trained on its "
+                                 "caption features. Take it from the checkpoint loader, not from a LoRA.")}),
+                             "layout": ("INSTANCE_LAYOUT", {"tooltip": "The layout: Layout node, Add Instance chain, "
+                                                                       "import or keyframes."}),
+                             "instancediffusion": ("INSTANCEDIFFUSION", {"tooltip": "From Load InstanceDiffusion."}),
+                             "config": (["auto"] + sorted(DROP_CONFIGS), {"tooltip": (
+                                 "Which location formats reach the model (the official test configs). auto: "
+                                 "scribbles -> scribble; masks or polygons -> sd15; boxes -> box; points -> point. "
+                                 "Pick one by hand only to drop formats on purpose.")}),
+                             "sample_seed": ("INT", {"default": 0, "min": 0, "max": 2**32 - 1, "tooltip": (
+                                 "Seed of the official random choice of scribble/polygon sample points taken from "
+                                 "masks; change it for a slightly different reading of the same shapes.")})}}
 
     def tokenize(self, clip, layout, instancediffusion, config, sample_seed):
         if not any(frame.instances for frame in layout):

@@ -1,14 +1,30 @@
-"""Regenerate workflows/*.json (UI format, as users share them) from compact graph specs; needs the test host."""
+"""Regenerate workflows/*.json (UI format, as users share them) and their thumbnails from compact graph specs; needs the test host."""
+import io
 import json
 import sys
 from pathlib import Path
 
+from PIL import Image, ImageDraw, ImageFont
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from scripts.headless import HostServer, _widget_slots  # noqa: E402
+from scripts.headless import HostServer, _widget_slots, ui_to_api  # noqa: E402
 from scripts.hostenv import REPO  # noqa: E402
 
-CKPT = "v1-5-pruned-emaonly.safetensors"
-INSTDIFF = "instancediffusion_sd15.safetensors"
+CKPT = "v1-5-pruned-emaonly-fp16.safetensors"  # the SD1.5 file of ComfyUI's own default workflow
+INSTDIFF = "instancediffusion_sd15.pth"  # the official release, read directly by Load InstanceDiffusion
+REFINER = "sd_xl_refiner_1.0.safetensors"
+# What the 2026 frontend's missing-models dialog offers to download: a loader node's properties.models entries
+# {name, url, directory} (frontend workflowSchema.ts zModelFile; url on huggingface.co, name with a model suffix,
+# directory a registered model folder).
+MODELS = {
+    CKPT: ("https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/"
+           "v1-5-pruned-emaonly-fp16.safetensors", "checkpoints"),
+    INSTDIFF: ("https://huggingface.co/xudongw/InstanceDiffusion/resolve/main/instancediffusion_sd15.pth",
+               "instancediffusion"),
+    REFINER: ("https://huggingface.co/stabilityai/stable-diffusion-xl-refiner-1.0/resolve/main/"
+              "sd_xl_refiner_1.0.safetensors", "checkpoints"),
+}
+LOADERS = {"CheckpointLoaderSimple": "ckpt_name", "LoadInstanceDiffusion": "model_name"}
 NEGATIVE = "worst quality, low quality, bad anatomy, watermark, text, blurry"
 OFFICIAL_NEGATIVE = ("longbody, lowres, bad anatomy, bad hands, missing fingers, extra digit, fewer digits, cropped, "
                      "worst quality, low quality")  # official inference.py --negative_prompt default
@@ -66,11 +82,23 @@ class Graph:
             ui_nodes[link[3] - 1]["inputs"][link[4]]["type"] = link[5]
         ui_nodes.append({"id": len(ui_nodes) + 1, "type": "Note", "pos": [40, -260], "size": [760, 220], "flags": {},
                          "order": len(ui_nodes), "mode": 0, "properties": {"text": ""}, "widgets_values": [note]})
+        for node in ui_nodes:
+            with_models(node)
         return {"last_node_id": len(ui_nodes), "last_link_id": len(links), "nodes": ui_nodes, "links": links,
                 "groups": [], "config": {}, "extra": {}, "version": 0.4}
 
 
-def base(g, caption, instances, *, mask_nodes=None, lora=False, masked=False, width=512, height=512):
+def with_models(node: dict) -> dict:
+    """A loader node with properties.models for the file its first widget names (when that file is downloadable)."""
+    name = node["widgets_values"][0] if node["type"] in LOADERS and node["widgets_values"] else None
+    if name in MODELS:
+        url, directory = MODELS[name]
+        node["properties"]["models"] = [{"name": name, "url": url, "directory": directory}]
+    return node
+
+
+def base(g, caption, instances, *, mask_nodes=None, lora=False, masked=False, width=512, height=512,
+         layout_nodes=None):
     """Checkpoint + InstanceDiffusion + layout + tokenizer + Apply; returns (patched model, clip, vae, layout)."""
     ckpt = g.add("CheckpointLoaderSimple", 0, ckpt_name=CKPT)
     model, clip = (ckpt, 0), (ckpt, 1)
@@ -80,9 +108,12 @@ def base(g, caption, instances, *, mask_nodes=None, lora=False, masked=False, wi
                    strength_model=0.8, strength_clip=0.8)
         model, clip = (lo, 0), (lo, 1)
     idm = g.add("LoadInstanceDiffusion", 0, model_name=INSTDIFF, weights="ema")
-    lay = g.add("InstanceDiffusionLayout", 1, width=width, height=height, caption=caption,
-                layout_json=layout(caption, instances, width, height))
-    lay_out = (lay, 0)
+    if layout_nodes:
+        lay_out = layout_nodes(g)
+    else:
+        lay = g.add("InstanceDiffusionLayout", 1, width=width, height=height, caption=caption,
+                    layout_json=layout(caption, instances, width, height))
+        lay_out = (lay, 0)
     for add in mask_nodes or []:
         lay_out = add(g, lay_out)
     tok = g.add("InstanceDiffusionTokenizer", 2, clip=stock_clip, layout=lay_out, instancediffusion=(idm, 0),
@@ -98,11 +129,11 @@ OFFICIAL = dict(seed=0, steps=50, cfg=7.5, sampler_name="ddim", scheduler="ddim_
 
 
 def finish(g, model, clip, vae, lay_out, caption, *, mis=0.36, sampling=SAMPLING, negative=NEGATIVE, width=512,
-           height=512, refiner=False):
+           height=512, refiner=False, batch=1):
     """Prompts, the sampler (the multi-instance sampler unless mis is None: stock KSampler), decode and save."""
     pos = g.add("CLIPTextEncode", 3, text=caption, clip=clip)
     neg = g.add("CLIPTextEncode", 3, text=negative, clip=clip)
-    lat = g.add("EmptyLatentImage", 3, width=width, height=height, batch_size=1)
+    lat = g.add("EmptyLatentImage", 3, width=width, height=height, batch_size=batch)
     common = dict(model=model, positive=(pos, 0), negative=(neg, 0), latent_image=(lat, 0), denoise=1.0, **sampling)
     if mis is None:
         s = g.add("KSampler", 4, **common)
@@ -113,7 +144,7 @@ def finish(g, model, clip, vae, lay_out, caption, *, mis=0.36, sampling=SAMPLING
     pic = g.add("InstanceDiffusionLayoutPreview", 5, layout=lay_out, image=(img, 0))
     g.add("SaveImage", 5, images=(pic, 0), filename_prefix="InstanceDiffusion_layout")
     if refiner:
-        ref = g.add("CheckpointLoaderSimple", 6, ckpt_name="sd_xl_refiner_1.0.safetensors")
+        ref = g.add("CheckpointLoaderSimple", 6, ckpt_name=REFINER)
         rpos = g.add("CLIPTextEncode", 6, text=caption, clip=(ref, 1))
         rneg = g.add("CLIPTextEncode", 6, text=NEGATIVE, clip=(ref, 1))
         up = g.add("ImageScale", 7, image=(img, 0), upscale_method="lanczos", width=1024, height=1024, crop="disabled")
@@ -132,6 +163,44 @@ def mask_from_rect(caption, x, y, w, h, width=512, height=512):
         m = g.add("MaskComposite", 1, destination=(empty, 0), source=(blob, 0), x=x, y=y, operation="add")
         return (g.add("InstanceDiffusionAddMask", 2, layout=lay_out, caption=caption, mask=(m, 0), threshold=0.5), 0)
     return add
+
+
+def add_instance_chain(g):
+    """An empty Layout node and one Add Instance node per format (no drawing: every value is a widget)."""
+    lay = g.add("InstanceDiffusionLayout", 1, width=512, height=512, caption=SCENE, layout_json=layout(SCENE, []))
+    box = g.add("InstanceDiffusionAddBox", 1, layout=(lay, 0), caption="a corgi wearing a red scarf",
+                x=40, y=230, width=200, height=250)
+    point = g.add("InstanceDiffusionAddPoint", 2, layout=(box, 0), caption="a white cat sitting", x=375, y=365)
+    shape = g.add("InstanceDiffusionAddShape", 2, layout=(point, 0), caption="a hot air balloon", kind="polygon",
+                  points="330,30 450,30 420,190 360,190")
+    return (shape, 0)
+
+
+DEMO = {"caption": "a cat, a dog and a robin on a wooden fence in a garden, photo", "width": 512, "height": 512,
+        "annos": [{"caption": "a ginger cat sitting", "category_name": "cat", "bbox": [30, 200, 170, 230], "mask": []},
+                  {"caption": "a brown dog", "category_name": "dog", "bbox": [240, 230, 230, 240], "mask": []},
+                  {"caption": "a small robin", "category_name": "bird", "bbox": [230, 90, 80, 70], "mask": []}]}
+
+
+def import_layout(g):
+    """Import Layout (official demo JSON) as the Layout node's seed: the imported boxes show in the editor."""
+    imp = g.add("InstanceDiffusionImportLayout", 1, text=json.dumps(DEMO, indent=1), format="official demo",
+                coco_image_id=-1, caption="")
+    lay = g.add("InstanceDiffusionLayout", 1, width=512, height=512, caption="", layout_json=layout("", []),
+                seed_layout=(imp, 0))
+    return (lay, 0)
+
+
+FRAMES = 8
+KEYFRAMES = [{"frame": 0, "layout": json.loads(layout("a red ball and a blue cube on a table", [
+                 {"caption": "a red ball", "box": [20, 300, 120, 120]}, {"caption": "a blue cube", "box": [360, 280, 130, 130]}]))},
+             {"frame": FRAMES - 1, "layout": json.loads(layout("a red ball and a blue cube on a table", [
+                 {"caption": "a red ball", "box": [370, 120, 120, 120]}, {"caption": "a blue cube", "box": [30, 290, 130, 130]}]))}]
+
+
+def keyframes(g):
+    """Layout Keyframes: the ball flies over the cube while the cube slides left, one layout per latent."""
+    return (g.add("InstanceDiffusionLayoutKeyframes", 1, keyframes=json.dumps(KEYFRAMES, indent=1), frames=FRAMES), 0)
 
 
 BOXES = [{"caption": "a corgi wearing a red scarf", "box": [40, 230, 200, 250]},
@@ -207,7 +276,82 @@ WORKFLOWS = {
         "The official cascade option: the SD1.5 InstanceDiffusion image refined by the SDXL refiner (img2img at "
         "strength 0.35, at 1024x1024). Needs sd_xl_refiner_1.0.safetensors in models/checkpoints." + MIS_NOTE,
         dict(instances=BOXES, refiner=True)),
+    "instancediffusion_add_instance_nodes": (
+        "Add Instance nodes: a layout built without drawing. An empty Layout node, then one Add Instance node per "
+        "instance (box, point, polygon here; Add Instance (mask) takes a MASK). Every value is a widget, so other "
+        "nodes can drive them (convert a widget to an input)." + MIS_NOTE,
+        dict(instances=[], layout_nodes=add_instance_chain)),
+    "instancediffusion_import_layout": (
+        "Import Layout: paste an official InstanceDiffusion demo JSON (demos/*.json) or COCO annotations into "
+        "Import Layout. It feeds the Layout node's seed_layout, so after one run the imported boxes appear in the "
+        "editor, where you can move, re-caption or delete them (your edits stay on top when the import changes)."
+        + MIS_NOTE,
+        dict(instances=[], layout_nodes=import_layout, caption=DEMO["caption"])),
+    "instancediffusion_video_keyframes": (
+        f"Keyframed video layout: Layout Keyframes gives one layout per latent ({FRAMES} frames here): the red "
+        "ball moves from bottom left to top right, the blue cube slides left; boxes are interpolated between "
+        "keyframes. The latent batch has the same size (batch_size). For a real animation put AnimateDiff (or "
+        "another motion model) on the MODEL before Apply InstanceDiffusion; context windows read their frames' "
+        "layouts." + MIS_NOTE,
+        dict(instances=[], layout_nodes=keyframes, caption=KEYFRAMES[0]["layout"]["caption"], batch=FRAMES)),
 }
+# The templates browser titles a pack's workflow by its file name; its thumbnail (<name>.jpg) carries this title.
+TITLES = {
+    "instancediffusion_official_settings": "Official settings (start here)",
+    "instancediffusion_boxes": "Boxes",
+    "instancediffusion_points": "Points",
+    "instancediffusion_scribbles": "Scribbles",
+    "instancediffusion_polygons": "Polygons",
+    "instancediffusion_masks": "Masks",
+    "instancediffusion_all_formats": "All formats in one layout",
+    "instancediffusion_multi_instance_sampler": "Multi-instance sampler",
+    "instancediffusion_masked_attention": "Instance-masked attention",
+    "instancediffusion_with_lora": "With a LoRA",
+    "instancediffusion_sdxl_refiner_cascade": "SDXL refiner cascade",
+    "instancediffusion_add_instance_nodes": "Add Instance nodes",
+    "instancediffusion_import_layout": "Import Layout (demo JSON / COCO)",
+    "instancediffusion_video_keyframes": "Keyframed video layout",
+    "instancediffusion_bounding_boxes_2026": "Core box canvas (ComfyUI 2026)",
+    "instancediffusion_edit_one_instance": "Edit one instance, keep the rest",
+    "instancediffusion_iterative_generation": "Iterative generation",
+}
+THUMB = 384
+
+
+def layout_pictures(host, workflow: dict) -> list:
+    """The workflow's own (last) Layout Preview, run on the host without the image underneath: one PIL image per
+    frame."""
+    prompt = ui_to_api(workflow, host.object_info)
+    preview = [nid for nid, n in prompt.items() if n["class_type"] == "InstanceDiffusionLayoutPreview"][-1]
+    keep, todo = set(), [preview]
+    while todo:
+        nid = todo.pop()
+        if nid not in keep:
+            keep.add(nid)
+            todo += [v[0] for k, v in prompt[nid]["inputs"].items() if isinstance(v, list) and k != "image"]
+    sub = {nid: prompt[nid] for nid in keep}
+    sub[preview]["inputs"].pop("image", None)
+    sub["thumb"] = {"class_type": "SaveImage", "inputs": {"images": [preview, 0], "filename_prefix": "thumb"}}
+    return [Image.open(path).convert("RGB") for path in sorted(host.output_files(host.run(sub), "thumb"))]
+
+
+def thumbnail(pictures: list, title: str) -> bytes:
+    """A square JPEG card: the layout (first and last frame side by side for a per-frame layout) and the title."""
+    frames = pictures if len(pictures) == 1 else [pictures[0], pictures[-1]]
+    card = Image.new("RGB", (THUMB, THUMB), (32, 32, 32))
+    band = 44
+    w = THUMB // len(frames)
+    for k, pic in enumerate(frames):
+        pic = pic.copy()
+        pic.thumbnail((w - 8, THUMB - band - 8))
+        card.paste(pic, (k * w + (w - pic.width) // 2, (THUMB - band - pic.height) // 2))
+    draw = ImageDraw.Draw(card)
+    draw.rectangle((0, THUMB - band, THUMB, THUMB), fill=(20, 20, 20))
+    draw.text((12, THUMB - band + 10), title, fill=(240, 240, 240), font=ImageFont.load_default(size=20))
+    out = io.BytesIO()
+    card.save(out, "JPEG", quality=88)
+    return out.getvalue()
+
 
 
 def masked_rerun(g, column, first, caption, instances):
@@ -287,18 +431,49 @@ def main():
     out.mkdir(exist_ok=True)
     with HostServer() as host:
         info = host.object_info
-    for name, (note, opts) in WORKFLOWS.items():
-        g = Graph()
-        caption = opts.get("caption", SCENE)
-        model, clip, vae, lay_out = base(g, caption, opts["instances"], mask_nodes=opts.get("mask_nodes"),
-                                         lora=opts.get("lora", False), masked=opts.get("masked", False))
-        finish(g, model, clip, vae, lay_out, caption, mis=opts.get("mis", 0.36), refiner=opts.get("refiner", False),
-               sampling=opts.get("sampling", SAMPLING), negative=opts.get("negative", NEGATIVE))
-        (out / f"{name}.json").write_text(json.dumps(g.to_ui(info, note), indent=1) + "\n")
-        print("wrote", out / f"{name}.json")
-    for name, (note, _) in EDIT_NOTES.items():
-        (out / f"{name}.json").write_text(json.dumps(edit_workflow(name).to_ui(info, note), indent=1) + "\n")
-        print("wrote", out / f"{name}.json")
+        for name, (note, opts) in WORKFLOWS.items():
+            g = Graph()
+            caption = opts.get("caption", SCENE)
+            model, clip, vae, lay_out = base(g, caption, opts["instances"], mask_nodes=opts.get("mask_nodes"),
+                                             lora=opts.get("lora", False), masked=opts.get("masked", False),
+                                             layout_nodes=opts.get("layout_nodes"))
+            finish(g, model, clip, vae, lay_out, caption, mis=opts.get("mis", 0.36), refiner=opts.get("refiner", False),
+                   sampling=opts.get("sampling", SAMPLING), negative=opts.get("negative", NEGATIVE),
+                   batch=opts.get("batch", 1))
+            wf = g.to_ui(info, note)
+            (out / f"{name}.json").write_text(json.dumps(wf, indent=1) + "\n")
+            (out / f"{name}.jpg").write_bytes(thumbnail(layout_pictures(host, wf), TITLES[name]))
+            print("wrote", out / f"{name}.json", "and its thumbnail")
+        for name, (note, _) in EDIT_NOTES.items():
+            wf = edit_workflow(name).to_ui(info, note)
+            (out / f"{name}.json").write_text(json.dumps(wf, indent=1) + "\n")
+            (out / f"{name}.jpg").write_bytes(thumbnail(layout_pictures(host, wf), TITLES[name]))
+            print("wrote", out / f"{name}.json", "and its thumbnail")
+        core_canvas(host, out / "instancediffusion_bounding_boxes_2026.json")
+
+
+def core_canvas(host, path: Path) -> None:
+    """The 2026 canvas workflow (built on a 2026 host by build_bounding_boxes_workflow.py): its loaders get this
+    script's file names and properties.models; its thumbnail draws what its Layout node makes of the canvas
+    (the canvas boxes at the layout's scale, captioned by their descriptions, then the editor's own instance),
+    with our Layout Preview on this host."""
+    from scripts import build_bounding_boxes_workflow as canvas
+    wf = json.loads(path.read_text())
+    for node in wf["nodes"]:
+        if node["type"] in LOADERS:
+            node["widgets_values"][0] = CKPT if node["type"] == "CheckpointLoaderSimple" else INSTDIFF
+            with_models(node)
+    path.write_text(json.dumps(wf, indent=1) + "\n")
+    scale = 512 / 1024
+    seeds = [{"caption": b["metadata"]["desc"] or b["metadata"]["text"],
+              "box": [round(b[k] * scale) for k in ("x", "y", "width", "height")]} for b in canvas.CANVAS]
+    g = Graph()
+    lay = g.add("InstanceDiffusionLayout", 0, width=512, height=384, caption=canvas.CAPTION,
+                layout_json=layout(canvas.CAPTION, seeds + [canvas.OWN], 512, 384))
+    g.add("InstanceDiffusionLayoutPreview", 1, layout=(lay, 0))
+    pictures = layout_pictures(host, g.to_ui(host.object_info, ""))
+    path.with_suffix(".jpg").write_bytes(thumbnail(pictures, TITLES[path.stem]))
+    print("wrote", path, "and its thumbnail")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,10 @@ from scripts.hostenv import host_dir, import_pack  # noqa: E402
 CHECKPOINT = "random-sd15.safetensors"
 INSTDIFF = "random-instancediffusion.safetensors"
 LORA = "random-lora-sd15.safetensors"
+# ComfyUI-Manager's layout of logtd's split files, under models/ (the single-file stand-in's weights)
+MANAGER_SPLIT = {"fusers.ckpt": "instance_models/fuser_models/fusers.ckpt",
+                 "position_net.ckpt": "instance_models/positionnet_models/position_net.ckpt",
+                 "scaleu.ckpt": "instance_models/scaleu_models/scaleu.ckpt"}
 
 
 def main():
@@ -31,6 +35,15 @@ def main():
             tmp = path.with_suffix(".partial")
             write(str(tmp), args.seed)
             tmp.rename(path)
+    split = {name: models / rel for name, rel in MANAGER_SPLIT.items()}
+    if args.force or not all(p.exists() for p in split.values()):
+        print(f"[fixtures] writing {models / 'instance_models'} (ComfyUI-Manager's split files, random weights)", flush=True)
+        tmp = {name: p.with_suffix(".partial") for name, p in split.items()}
+        for p in tmp.values():
+            p.parent.mkdir(parents=True, exist_ok=True)
+        random_models.write_split_instancediffusion(str(models / "instancediffusion" / INSTDIFF), tmp)
+        for name, p in tmp.items():
+            p.rename(split[name])
     print(f"[fixtures] ready in {models}")
 
 

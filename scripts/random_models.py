@@ -113,3 +113,23 @@ def write_random_lora(path: str, seed: int, rank: int = 4) -> None:
             sd[f"{key}.lora_down.weight"] = torch.randn(rank, width, generator=g) * 0.05
             sd[f"{key}.alpha"] = torch.tensor(float(rank))
     comfy.utils.save_torch_file(sd, path, metadata={"instdiff_random_standin": f"seed={seed}"})
+
+
+def write_split_instancediffusion(single: str, files: dict) -> None:
+    """Write the weights of the InstanceDiffusion file `single` as logtd's three split files (the layout
+    ComfyUI-Manager installs): `files` = {"fusers.ckpt": path, "position_net.ckpt": path, "scaleu.ckpt": path}."""
+    from safetensors.torch import load_file
+    sd = load_file(single)
+    fusers = {"input_blocks": {}, "middle_block": {}, "output_blocks": {}}
+    fuser_keys = [k for k in sd if ".fuser." in k]  # blocks in UNet order within each group, as logtd's files
+    for key in sorted(fuser_keys, key=lambda k: int(k.split(".")[1])):
+        block, rest = key.split(".transformer_blocks.0.fuser.")
+        group, index = block.split(".")[:2]
+        entry = fusers[group].setdefault(index, {"params": {"n_heads": 8, "d_head": 40, "context_dim": 768},
+                                                 "state": {}})
+        entry["state"][rest] = sd[key]
+    torch.save(fusers, files["fusers.ckpt"])
+    torch.save({k[len("position_net."):]: v for k, v in sd.items() if k.startswith("position_net.")},
+               files["position_net.ckpt"])
+    torch.save({str(i): {"scaleu_b": sd[f"scaleu_b_{i}"], "scaleu_s": sd[f"scaleu_s_{i}"]} for i in range(12)},
+               files["scaleu.ckpt"])

@@ -8,17 +8,17 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from scripts.headless import ui_to_api
+from scripts.make_random_models import CHECKPOINT, INSTDIFF, LORA
 from workflows_api import instancediffusion_off, mirrored, save_latent_after
 
 WORKFLOWS = sorted((Path(__file__).resolve().parents[1] / "workflows").glob("*.json"))
-STANDINS = {"ckpt_name": "random-sd15.safetensors", "model_name": "random-instancediffusion.safetensors",
-            "lora_name": "random-lora-sd15.safetensors"}
+STANDINS = {"ckpt_name": CHECKPOINT, "model_name": INSTDIFF, "lora_name": LORA}
 FRONTEND_ONLY = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
 
 
 def shrink(prompt: dict) -> dict:
     """Random stand-ins at a fraction of the cost: the same graph with 3 steps (the multi-instance sampler's 0.36
-    still covers one) and 1/8 of the image size."""
+    still covers one), 1/8 of the image size and at most 2 frames."""
     for node in prompt.values():
         inputs = node["inputs"]
         for key, value in STANDINS.items():
@@ -29,6 +29,10 @@ def shrink(prompt: dict) -> dict:
         if node["class_type"] in ("EmptyLatentImage", "ImageScale"):
             inputs["width"] //= 8
             inputs["height"] //= 8
+        if "batch_size" in inputs:  # a keyframed video layout: 2 frames of it (its layout frames follow)
+            inputs["batch_size"] = min(inputs["batch_size"], 2)
+        if node["class_type"] == "InstanceDiffusionLayoutKeyframes":
+            inputs["frames"] = min(inputs["frames"], 2)
     return prompt
 
 
@@ -63,8 +67,8 @@ def test_official_settings_workflow_has_the_official_values():
     assert (steps, cfg, sampler_name, scheduler, denoise, mis) == (50, 7.5, "ddim", "ddim_uniform", 1.0, 0.36)
     (apply,) = by_type(wf, "ApplyInstanceDiffusion")
     assert apply["widgets_values"] == [0.8, 0.0, True, False]
-    assert by_type(wf, "LoadInstanceDiffusion")[0]["widgets_values"][0] == "instancediffusion_sd15.safetensors"
-    assert by_type(wf, "CheckpointLoaderSimple")[0]["widgets_values"] == ["v1-5-pruned-emaonly.safetensors"]
+    assert by_type(wf, "LoadInstanceDiffusion")[0]["widgets_values"][0] == "instancediffusion_sd15.pth"
+    assert by_type(wf, "CheckpointLoaderSimple")[0]["widgets_values"] == ["v1-5-pruned-emaonly-fp16.safetensors"]
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
@@ -100,9 +104,10 @@ def test_shipped_workflow_runs_and_instancediffusion_acts(host, path):
     prompt = shrink(ui_to_api(workflow, host.object_info))
     saver = save_latent_after(prompt)
     entry = host.run(prompt)
-    saved = [p for nid, node in prompt.items() if node["class_type"] == "SaveImage"
-             for p in host.output_files(entry, nid)]
-    assert len(saved) == sum(n["class_type"] == "SaveImage" for n in prompt.values())
+    batch = max([n["inputs"].get("batch_size", 1) for n in prompt.values()] + [1])
+    per_node = {nid: host.output_files(entry, nid) for nid, node in prompt.items() if node["class_type"] == "SaveImage"}
+    assert all(len(files) in (1, batch) for files in per_node.values()), per_node  # one image per frame
+    saved = [p for files in per_node.values() for p in files]
     for p in saved:
         with Image.open(p) as im:
             assert im.size[0] >= 64

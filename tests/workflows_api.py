@@ -90,22 +90,39 @@ def _mirror_x(value, width):
     return [_mirror_x(v, width) for v in value]
 
 
+def _mirror_layout(layout: dict, box_key="box", instances_key="instances") -> dict:
+    w = layout["width"]
+    for inst in layout[instances_key]:
+        if box_key in inst:
+            x, y, bw, bh = inst[box_key]
+            inst[box_key] = [w - x - bw, y, bw, bh]
+        for key in ("point", "scribble", "polygon"):
+            if inst.get(key):
+                inst[key] = _mirror_x(inst[key], w)
+    return layout
+
+
 def mirrored(prompt: dict) -> dict:
-    """The same prompt with every instance moved to its left-right mirror position (layout JSON and painted masks)."""
+    """The same prompt with every instance moved to its left-right mirror position (layout JSON, Add Instance
+    nodes, imported and keyframed layouts, painted masks)."""
     prompt = json.loads(json.dumps(prompt))
+    width = next((n["inputs"]["width"] for n in prompt.values() if n["class_type"] == "InstanceDiffusionLayout"), 512)
     for node in prompt.values():
-        inputs = node["inputs"]
-        if node["class_type"] == "InstanceDiffusionLayout":
-            layout = json.loads(inputs["layout_json"])
-            w = layout["width"]
-            for inst in layout["instances"]:
-                if "box" in inst:
-                    x, y, bw, bh = inst["box"]
-                    inst["box"] = [w - x - bw, y, bw, bh]
-                for key in ("point", "scribble", "polygon"):
-                    if key in inst:
-                        inst[key] = _mirror_x(inst[key], w)
-            inputs["layout_json"] = json.dumps(layout)
+        inputs, kind = node["inputs"], node["class_type"]
+        if kind == "InstanceDiffusionLayout":
+            inputs["layout_json"] = json.dumps(_mirror_layout(json.loads(inputs["layout_json"])))
+        if kind == "InstanceDiffusionLayoutKeyframes":
+            inputs["keyframes"] = json.dumps([dict(k, layout=_mirror_layout(k["layout"]))
+                                              for k in json.loads(inputs["keyframes"])])
+        if kind == "InstanceDiffusionImportLayout" and inputs["format"] == "official demo":
+            inputs["text"] = json.dumps(_mirror_layout(json.loads(inputs["text"]), "bbox", "annos"))
+        if kind == "InstanceDiffusionAddBox":
+            inputs["x"] = width - inputs["x"] - inputs["width"]
+        if kind == "InstanceDiffusionAddPoint":
+            inputs["x"] = width - inputs["x"]
+        if kind == "InstanceDiffusionAddShape":
+            inputs["points"] = "\n".join(" ".join(f"{width - float(x):g},{y}" for x, y in (t.split(",") for t in line.split()))
+                                         for line in inputs["points"].splitlines() if line.strip())
         if node["class_type"] == "MaskComposite":
             dest, source = (prompt[inputs[k][0]]["inputs"]["width"] for k in ("destination", "source"))
             inputs["x"] = dest - inputs["x"] - source
