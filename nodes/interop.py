@@ -129,7 +129,7 @@ class LayoutToBoundingBoxes:
     DESCRIPTION = (
         "Our layout as ComfyUI core BOUNDING_BOX (one list per layout frame of {x, y, width, height} in pixels, "
         "label = caption, metadata = {type: obj, text: '', desc: caption, palette: [the instance's colour if it "
-        "has one]}) for core nodes such as SAM3 Detect, Draw BBoxes, crops, or Create Bounding Boxes' 'bboxes' "
+        "has one], weight: the instance's weight when it is not 1}) for core nodes such as SAM3 Detect, Draw BBoxes, crops, or Create Bounding Boxes' 'bboxes' "
         "input (seeds its canvas with our boxes and captions; it reads the first frame); the chosen frame as core "
         "BOUNDING_BOXES (the canvas's own value type); the captions (one per line) and one MASK per instance of "
         "the chosen frame. Instances without an area (points) are left out of all of them."

@@ -25,6 +25,12 @@ def empty_layout_json(width=512, height=512, caption="") -> str:
                        "caption": caption, "instances": []})
 
 
+WEIGHT = {"optional": {"weight": ("FLOAT", {
+    "default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05,
+    "tooltip": "How strongly the model enforces this instance in its region: 1 = the official model, 0 = its "
+               "grounding off there, 1.5-2 to insist on an ignored instance; other instances are barely affected."})}}
+
+
 def with_instance(frames: list, instance: Instance) -> tuple:
     """New layout frames, each with `instance` appended (inputs are never mutated: the host caches them)."""
     return ([Layout(width=f.width, height=f.height, caption=f.caption, instances=list(f.instances) + [instance])
@@ -116,10 +122,11 @@ class AddBoxInstance:
         px = {"default": 0, "min": 0, "max": 8192, "step": 1}
         return {"required": {"layout": (LAYOUT,), "caption": ("STRING", {"default": "", "multiline": False}),
                              "x": ("INT", px), "y": ("INT", px),
-                             "width": ("INT", dict(px, default=128)), "height": ("INT", dict(px, default=128))}}
+                             "width": ("INT", dict(px, default=128)), "height": ("INT", dict(px, default=128))},
+                **WEIGHT}
 
-    def add(self, layout, caption, x, y, width, height):
-        return with_instance(layout, Instance(caption=caption, box=(x, y, width, height)))
+    def add(self, layout, caption, x, y, width, height, weight=1.0):
+        return with_instance(layout, Instance(caption=caption, box=(x, y, width, height), weight=weight))
 
 
 class AddPointInstance:
@@ -132,10 +139,10 @@ class AddPointInstance:
     def INPUT_TYPES(cls):
         px = {"default": 256, "min": 0, "max": 8192, "step": 1}
         return {"required": {"layout": (LAYOUT,), "caption": ("STRING", {"default": ""}),
-                             "x": ("INT", px), "y": ("INT", px)}}
+                             "x": ("INT", px), "y": ("INT", px)}, **WEIGHT}
 
-    def add(self, layout, caption, x, y):
-        return with_instance(layout, Instance(caption=caption, point=(x, y)))
+    def add(self, layout, caption, x, y, weight=1.0):
+        return with_instance(layout, Instance(caption=caption, point=(x, y), weight=weight))
 
 
 class AddShapeInstance:
@@ -149,11 +156,12 @@ class AddShapeInstance:
     def INPUT_TYPES(cls):
         return {"required": {"layout": (LAYOUT,), "caption": ("STRING", {"default": ""}),
                              "kind": (["scribble", "polygon"],),
-                             "points": ("STRING", {"default": "", "multiline": True, "dynamicPrompts": False})}}
+                             "points": ("STRING", {"default": "", "multiline": True, "dynamicPrompts": False})},
+                **WEIGHT}
 
-    def add(self, layout, caption, kind, points):
+    def add(self, layout, caption, kind, points, weight=1.0):
         shapes = parse_points(points, f"{kind} of {caption!r}")
-        return with_instance(layout, Instance(caption=caption, **{kind: shapes}))
+        return with_instance(layout, Instance(caption=caption, weight=weight, **{kind: shapes}))
 
 
 class AddMaskInstance:
@@ -166,11 +174,13 @@ class AddMaskInstance:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"layout": (LAYOUT,), "caption": ("STRING", {"default": ""}), "mask": ("MASK",),
-                             "threshold": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01})}}
+                             "threshold": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01})},
+                **WEIGHT}
 
-    def add(self, layout, caption, mask, threshold):
+    def add(self, layout, caption, mask, threshold, weight=1.0):
         m = mask[0] if mask.ndim == 3 else mask
-        return with_instance(layout, Instance(caption=caption, mask=(m.float().cpu().numpy() > threshold)))
+        return with_instance(layout, Instance(caption=caption, mask=(m.float().cpu().numpy() > threshold),
+                                              weight=weight))
 
 
 class ImportLayout:
