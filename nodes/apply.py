@@ -45,9 +45,9 @@ class ApplyInstanceDiffusion:
             "scaleu": ("BOOLEAN", {"default": True}), "masked_attention": ("BOOLEAN", {"default": False}),
         }, "optional": {
             "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05, "tooltip": (
-                "Scales what the fusers add (on top of the gate schedule): 1 = the official model, below 1 looser "
-                "placement, up to about 1.5 stricter; past 2 images break up. 0 turns the fusers off (ScaleU alone "
-                "stays). Per-instance weights scale it further in each instance's region.")}),
+                "Scales what the fusers add, on top of the gate schedule: 1 = the official model; lower loosens the "
+                "layout, 1.2-1.5 enforces it harder (too high breaks the image); 0 turns the fusers off, ScaleU "
+                "alone stays. Per-instance weights scale it further in each instance's region.")}),
         }}
 
     def apply(self, model, instancediffusion, instance_conditioning, grounding_full, grounding_decay, scaleu,

@@ -28,7 +28,8 @@ def empty_layout_json(width=512, height=512, caption="") -> str:
 WEIGHT = {"optional": {"weight": ("FLOAT", {
     "default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05,
     "tooltip": "How strongly the model enforces this instance in its region: 1 = the official model, 0 = its "
-               "grounding off there, 1.5-2 to insist on an ignored instance; other instances are barely affected."})}}
+               "grounding off there, 1.5-2 to insist on an ignored instance (0-3; the background and other instances "
+               "keep theirs)."})}}
 
 
 def with_instance(frames: list, instance: Instance) -> tuple:
@@ -212,8 +213,8 @@ class ImportLayout:
 
 class LayoutKeyframes:
     DESCRIPTION = ("Per-frame layouts for a batch of latents (e.g. AnimateDiff): keyframes as JSON "
-                   "[{\"frame\": 0, \"layout\": {...}}, ...]; boxes and points are interpolated linearly between "
-                   "keyframes, instance by instance. Latent i gets frame i.")
+                   "[{\"frame\": 0, \"layout\": {...}}, ...]; boxes, points and instance weights are interpolated "
+                   "linearly between keyframes, instance by instance. Latent i gets frame i.")
     CATEGORY = CATEGORY
     RETURN_TYPES = (LAYOUT,)
     FUNCTION = "build"

@@ -176,3 +176,49 @@ def test_weights_through_keyframes_seeds_and_add_nodes(tiny):
     assert [i.weight for i in out[0].instances] == [0.0, 2.5, 0.5]
     for cls in (nodes.AddBoxInstance, nodes.AddPointInstance, nodes.AddShapeInstance, nodes.AddMaskInstance):
         assert cls.INPUT_TYPES()["optional"]["weight"][1]["tooltip"]
+
+
+@pytest.mark.parametrize("mis", [None, 0.5])
+def test_a_weighted_workflow_runs_on_the_host_and_the_weight_acts(host, mis):
+    """Headless: a layout with instance 0 at weight 2 changes the sampled latent more inside its box than inside the
+    other instance's; weight 1 written out and strength 1 given are the unweighted run exactly; with and without MIS."""
+    import json
+
+    from safetensors.torch import load_file
+    from workflows_api import grounded_prompt
+
+    instances = [{"caption": "a red cube", "box": list(A)}, {"caption": "a blue ball", "box": list(B)}]
+
+    def latent(weights, strength=None):
+        insts = [dict(inst, **({} if w is None else {"weight": w})) for inst, w in zip(instances, weights)]
+        prompt, ids = grounded_prompt(insts, mis=mis, steps=2, preview=False)
+        if strength is not None:
+            (apply,) = [n for n in prompt.values() if n["class_type"] == "ApplyInstanceDiffusion"]
+            apply["inputs"]["strength"] = strength
+        (path,) = host.output_files(host.run(prompt), ids["latent"], kind="latents")
+        return load_file(path)["latent_tensor"], prompt
+
+    base, prompt = latent((None, None))
+    assert "weight" not in json.dumps(prompt)
+    assert torch.equal(latent((1.0, 1.0), strength=1.0)[0], base)
+    change = (latent((2.0, None))[0] - base).abs()[0].mean(0)
+    own, other = (change[latent_region(box)].mean().item() for box in (A, B))
+    assert own > 1e-4 and other < own, (own, other)
+
+
+def test_weights_through_bounding_boxes_and_the_preview(tiny):
+    """Layout to Bounding Boxes writes metadata.weight (only when not 1), Layout from detections reads it back; the
+    Layout Preview labels a weighted instance (its picture differs only by that label)."""
+    import numpy as np
+    L, interop = tiny.mod("instdiff_model.layout"), tiny.mod("instdiff_model.interop")
+    preview = tiny.mod("nodes.preview")
+    layout = L.Layout(128, 128, "", [L.Instance(caption="a", box=(8, 8, 40, 40), weight=2.0),
+                                     L.Instance(caption="b", box=(60, 60, 40, 40))])
+    (boxes,) = interop.layout_to_bounding_boxes([layout])
+    assert boxes[0]["metadata"]["weight"] == 2.0 and "weight" not in boxes[1]["metadata"]
+    back = interop.detections_to_instances(interop.from_bounding_box(interop.to_bounding_boxes(boxes)), 128, 128)
+    assert [i.weight for i in back] == [2.0, 1.0]
+    plain = L.Layout(128, 128, "", [L.Instance(caption="a", box=(8, 8, 40, 40)), layout.instances[1]])
+    a, b = (np.asarray(preview.draw_layout(lay)) for lay in (layout, plain))
+    differs = np.argwhere((a != b).any(-1))
+    assert len(differs) and differs[:, 0].max() < 40  # only around instance 0's label, at the top of its box
