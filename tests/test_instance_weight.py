@@ -200,7 +200,8 @@ def test_a_weighted_workflow_runs_on_the_host_and_the_weight_acts(host, mis):
 
     base, prompt = latent((None, None))
     assert "weight" not in json.dumps(prompt)
-    assert torch.equal(latent((1.0, 1.0), strength=1.0)[0], base)
+    if mis is None:  # (the same code path under MIS: one run fewer on the slow host)
+        assert torch.equal(latent((1.0, 1.0), strength=1.0)[0], base)
     change = (latent((2.0, None))[0] - base).abs()[0].mean(0)
     own, other = (change[latent_region(box)].mean().item() for box in (A, B))
     assert own > 1e-4 and other < own, (own, other)
