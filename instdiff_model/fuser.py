@@ -69,7 +69,7 @@ class SelfAttention(nn.Module):
 
 
 class GatedSelfAttentionDense(nn.Module):
-    """x += s*tanh(alpha_attn)*SA(norm1([x, linear(objs)]))[:N]; x += s*tanh(alpha_dense)*ff(norm2(x))."""
+    """x += s*tanh(alpha_attn)*w*SA(norm1([x, linear(objs)]))[:N]; x += s*tanh(alpha_dense)*w*ff(norm2(x))."""
 
     def __init__(self, query_dim: int, context_dim: int = CONTEXT_DIM, n_heads: int = 8, d_head: int = None):
         super().__init__()
@@ -82,13 +82,15 @@ class GatedSelfAttentionDense(nn.Module):
         self.alpha_attn = nn.Parameter(torch.tensor(0.0))
         self.alpha_dense = nn.Parameter(torch.tensor(0.0))
 
-    def forward(self, x, objs, scale=1.0, attn_mask=None, attention=None):
+    def forward(self, x, objs, scale=1.0, attn_mask=None, attention=None, weight=None):
         """x (B,N,C), objs (B,184,768); scale float or (B,) tensor; attn_mask None, bool (B, N+184, N+184)
-        (True = may attend) or additive float (B, 1, N, N+184); attention: see SelfAttention.forward."""
+        (True = may attend) or additive float (B, 1, N, N+184); attention: see SelfAttention.forward; weight None
+        or (B,N,1) per-token scale of both residuals (instance_weight.py)."""
         n_visual = x.shape[1]
         if torch.is_tensor(scale):
             scale = scale.to(device=x.device, dtype=x.dtype).reshape(-1, 1, 1)
         tokens = torch.cat([x, self.linear(objs.to(x.dtype))], dim=1)
         attended = self.attn(self.norm1(tokens), attn_mask, n_query=n_visual, attention=attention)
-        x = x + scale * torch.tanh(self.alpha_attn) * attended
-        return x + scale * torch.tanh(self.alpha_dense) * self.ff(self.norm2(x))
+        x = x + scale * torch.tanh(self.alpha_attn) * (attended if weight is None else attended * weight)
+        dense = self.ff(self.norm2(x))
+        return x + scale * torch.tanh(self.alpha_dense) * (dense if weight is None else dense * weight)

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import InstDiffError
+from .instance_weight import slot_weights
 from .locations import instance_mask
 from .masked_attention import box_coverage, raster_coverage
 from .preprocess import layout_to_grounding_inputs, null_grounding_inputs
@@ -12,7 +13,8 @@ from .preprocess import layout_to_grounding_inputs, null_grounding_inputs
 @dataclass(eq=False)
 class Grounding:
     """tokens (F,184,768) per layout frame; null_tokens (1,184,768); regions (F,30,ceil(H/8),ceil(W/8)) float16 area
-    coverage of the layout's latent grid (see masked_attention); present (F,30)."""
+    coverage of the layout's latent grid (see masked_attention); present (F,30); weights (F,30) per-instance weights
+    or None when all are 1, points (F,30,2) the normalised point tokens' positions (see instance_weight)."""
 
     tokens: torch.Tensor
     null_tokens: torch.Tensor
@@ -22,6 +24,8 @@ class Grounding:
     layouts: list = field(default_factory=list)
     phrase_embeddings: list = field(default_factory=list)
     seed: int = 0  # of the random point sampling from masks
+    weights: torch.Tensor | None = None
+    points: torch.Tensor | None = None
 
     @property
     def frames(self) -> int:
@@ -82,4 +86,5 @@ def build_grounding(tokenizer, layouts: list, phrase_embeddings: list, drop: str
         null = {k: to_net(v) for k, v in null_grounding_inputs(1).items()}
         null_tokens = tokenizer(**null, drop=drop)[0].float().cpu()
     return Grounding(torch.cat(tokens), null_tokens, torch.stack(regions), torch.stack(present), drop,
-                     list(layouts), list(phrase_embeddings), seed=seed)
+                     list(layouts), list(phrase_embeddings), seed=seed, weights=slot_weights(layouts),
+                     points=torch.cat([inp["points"] for inp in inputs]).float())

@@ -7,7 +7,8 @@
 #   ``"metadata": {"desc", "text", "name", ...}``.
 # * Core ``BOUNDING_BOXES`` (comfy_api ``io.BoundingBoxes``: the Create Bounding Boxes canvas state): a list of
 #   ``{"x", "y", "width", "height", "metadata": {"type": "obj" | "text", "text", "desc", "palette": ["#rrggbb"]}}``
-#   in pixels; ``desc`` describes the box, ``text`` is the lettering of a "text" box, ``palette`` its colours.
+#   in pixels; ``desc`` describes the box, ``text`` is the lettering of a "text" box, ``palette`` its colours;
+#   our own ``"weight"`` (the instance weight, written only when it is not 1) is read back from either.
 # * Create Bounding Boxes ``elements`` (``ARRAY``, Ideogram prompt elements): ``[{"type", "bbox": [ymin, xmin, ymax,
 #   xmax] on a 0..1000 grid of the canvas, "desc", "text" (text boxes), "color_palette"}]``.
 # * Box lists (KJNodes ``BBOX``, Florence-2 ``JSON``, YOLO / ultralytics arrays, JSON text): a list of 4-number
@@ -55,6 +56,7 @@ class Detection:
     score: float | None = None
     size: tuple | None = None
     color: str | None = None
+    weight: float = 1.0
 
 
 def _num(v, where: str) -> float:
@@ -129,7 +131,8 @@ def from_bounding_box(value, frame: int = 0, what: str = "BOUNDING_BOX") -> list
         score = d.get("score")
         out.append(Detection(where, label, (x, y, w, h),
                              score=_num(score, f"{where} 'score'") if score is not None else None,
-                             color=_first_color(meta.get("palette"))))
+                             color=_first_color(meta.get("palette")),
+                             weight=_num(meta.get("weight", 1.0), f"{where} metadata 'weight'")))
     return out
 
 
@@ -390,15 +393,17 @@ def detections_to_instances(detections: list, width: int, height: int, *, source
             mask = resize_nearest(det.mask, height, width)
             if not mask.any():
                 raise InstDiffError(f"{det.source}: mask vanishes when resized to the {width}x{height} layout")
-        out.append(Instance(caption=caption, box=box, mask=mask, color=det.color))
+        out.append(Instance(caption=caption, box=box, mask=mask, color=det.color, weight=det.weight))
     return out
 
 
 # -------------------------------------------------------------------------------- layout -> core BOUNDING_BOX
 def _box_metadata(inst) -> dict:
     """Create Bounding Boxes metadata: our caption as `desc`; `palette` (the box's colours, drawn by the canvas
-    and sent to Ideogram as color_palette) only holds the instance's own colour when one was set."""
-    return {"type": "obj", "text": "", "desc": inst.caption, "palette": [inst.color] if inst.color else []}
+    and sent to Ideogram as color_palette) only holds the instance's own colour when one was set; `weight` only
+    when the instance's weight is not 1 (other nodes ignore the key, our import reads it back)."""
+    meta = {"type": "obj", "text": "", "desc": inst.caption, "palette": [inst.color] if inst.color else []}
+    return meta if inst.weight == 1 else dict(meta, weight=inst.weight)
 
 
 def layout_to_bounding_boxes(layouts: list, round_to_pixels: bool = True) -> list:

@@ -1,4 +1,4 @@
-"""Per-frame layouts from keyframes: boxes and points of matching instances interpolated linearly between keyframes."""
+"""Per-frame layouts from keyframes: boxes, points and weights of matching instances interpolated linearly between keyframes."""
 from dataclasses import replace
 
 from .errors import InstDiffError
@@ -9,9 +9,10 @@ from .values import check_cost, is_int
 
 def _between(a: Layout, b: Layout, t: float) -> Layout:
     """Instance i of `a` moved toward instance i of `b` by each location kind's `between` (boxes and points
-    interpolate; other kinds, and kinds that only `a` has, are held from `a`)."""
-    instances = [replace(ia, **{kind.key: kind.between(va, getattr(ib, kind.key), t)
-                                for kind, va in locations_of(ia) if getattr(ib, kind.key) is not None})
+    interpolate; other kinds, and kinds that only `a` has, are held from `a`); its weight interpolates too."""
+    instances = [replace(ia, weight=ia.weight + (ib.weight - ia.weight) * t,
+                         **{kind.key: kind.between(va, getattr(ib, kind.key), t)
+                            for kind, va in locations_of(ia) if getattr(ib, kind.key) is not None})
                  for ia, ib in zip(a.instances, b.instances)]
     return Layout(width=a.width, height=a.height, caption=a.caption, instances=instances)
 

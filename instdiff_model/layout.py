@@ -5,7 +5,7 @@
 #                     "scribble": [[[x, y], ...], ...],          # strokes; a single stroke [[x, y], ...] is accepted
 #                     "polygon": [[[x, y], ...], ...],           # rings (>= 3 vertices); a single ring is accepted
 #                     "mask": {"size": [H, W], "counts": "..."}, # COCO RLE, compressed string or list of run lengths
-#                     "color": "#rrggbb"}]}
+#                     "color": "#rrggbb", "weight": 1.0}]}       # weight in [0, 3], omitted when 1
 # Every instance needs a caption and at least one of box / point / scribble / polygon / mask (the location kinds,
 # each defined in locations.py).
 # Out-of-image policy: anything outside [0, W] x [0, H] (or a mask of another size) is refused with an
@@ -18,13 +18,14 @@ from .constants import MAX_INSTANCES
 from .errors import InstDiffError
 from .limits import MAX_LAYOUT_POINTS
 from .locations import CHOICES, KEYS, Instance, check_locations, locations_of, scale_instance
-from .values import check_cost, decode_json, is_int, short
+from .values import check_cost, decode_json, is_int, number, short
 
 SCHEMA = "instdiff.layout"
 VERSION = 1
 MAX_SIDE = 8192
+MIN_WEIGHT, MAX_WEIGHT = 0.0, 3.0  # per-instance weight (instance_weight.py): beyond 3 the fuser residual swamps the block
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
-_INSTANCE_KEYS = {"caption", *KEYS, "color"}
+_INSTANCE_KEYS = {"caption", *KEYS, "color", "weight"}
 _LAYOUT_KEYS = {"schema", "version", "width", "height", "caption", "instances"}
 
 
@@ -69,6 +70,10 @@ class Layout:
             raise InstDiffError(f"instance {i} color: expected '#rrggbb', got {short(inst.color)}")
         if not locations_of(inst):
             raise InstDiffError(f"instance {i} ({inst.caption!r}): no location; give {CHOICES}")
+        inst.weight = number(inst.weight, f"instance {i} weight")
+        if not MIN_WEIGHT <= inst.weight <= MAX_WEIGHT:
+            raise InstDiffError(f"instance {i} weight: {inst.weight:g} is outside {MIN_WEIGHT:g}..{MAX_WEIGHT:g}; "
+                                "1 is the official strength, 0 turns the instance's grounding off in its region")
 
     @classmethod
     def from_json(cls, data) -> "Layout":

@@ -225,7 +225,8 @@ CHOICES = "a " + ", ".join(KEYS[:-1]) + " or " + KEYS[-1]  # "a box, point, ... 
 @dataclass(eq=False)
 class Instance:
     """One instance: caption plus a value of any of the KINDS (one field each: box [x, y, w, h], point (x, y),
-    scribble strokes, polygon rings, (H, W) bool mask, all in image pixels); optional display colour "#rrggbb"."""
+    scribble strokes, polygon rings, (H, W) bool mask, all in image pixels); optional display colour "#rrggbb";
+    weight: how strongly the fusers enforce it in its region (1 = the official model, see instance_weight.py)."""
 
     caption: str
     box: tuple | None = None
@@ -234,12 +235,15 @@ class Instance:
     polygon: list | None = None
     mask: np.ndarray | None = None
     color: str | None = None
+    weight: float = 1.0
 
     def to_dict(self) -> dict:
         d = {"caption": self.caption}
         d.update((kind.key, kind.to_json(value)) for kind, value in locations_of(self))
         if self.color is not None:
             d["color"] = self.color
+        if self.weight != 1:
+            d["weight"] = self.weight
         return d
 
 

@@ -120,10 +120,25 @@ def mis_grounding(tokenizer, grounding: Grounding, per: int, chunk: int = 8) -> 
         grounding,
         tokens=torch.cat([grounding.tokens[frames]] + [tokens[frames, i] for i in range(n)]),
         regions=torch.cat([grounding.regions[frames], torch.stack([r for r, _ in single])]),
-        present=torch.cat([grounding.present[frames], torch.stack([p for _, p in single])]))
+        present=torch.cat([grounding.present[frames], torch.stack([p for _, p in single])]),
+        **single_instance_weights(grounding, frames, n))
+
+
+def single_instance_weights(grounding: Grounding, frames: torch.Tensor, n: int) -> dict:
+    """weights and points of the MIS rows: the full layout's, then instance i's alone in slot 0 (it keeps its
+    weight in its own trajectory); nothing when every weight is 1."""
+    if grounding.weights is None:
+        return {}
+    weights, points = torch.ones(n * len(frames), grounding.weights.shape[1]), torch.zeros(n * len(frames), *grounding.points.shape[1:])
+    index = torch.arange(n).repeat_interleave(len(frames))
+    weights[:, 0] = grounding.weights[frames.repeat(n), index]
+    points[:, 0] = grounding.points[frames.repeat(n), index]
+    return {"weights": torch.cat([grounding.weights[frames], weights]),
+            "points": torch.cat([grounding.points[frames], points])}
 
 
 def trajectory_rows(grounding: Grounding, rows: torch.Tensor) -> Grounding:
     """The MIS grounding restricted to the given rows (one chunk of trajectories)."""
+    weighted = {} if grounding.weights is None else {"weights": grounding.weights[rows], "points": grounding.points[rows]}
     return dataclasses.replace(grounding, tokens=grounding.tokens[rows], regions=grounding.regions[rows],
-                               present=grounding.present[rows])
+                               present=grounding.present[rows], **weighted)

@@ -52,13 +52,19 @@ class ApplyInstanceDiffusion:
             "masked_attention": ("BOOLEAN", {"default": False, "tooltip": (
                 "Instance-masked attention: each image region attends only to its own instance's tokens. Helps "
                 "when colours or attributes leak between instances; a little slower. Off in the official release.")}),
+        }, "optional": {
+            "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05, "tooltip": (
+                "Scales what the fusers add, on top of the gate schedule: 1 = the official model; lower loosens the "
+                "layout, 1.2-1.5 enforces it harder (too high breaks the image); 0 turns the fusers off, ScaleU "
+                "alone stays. Per-instance weights scale it further in each instance's region.")}),
         }}
 
     def apply(self, model, instancediffusion, instance_conditioning, grounding_full, grounding_decay, scaleu,
-              masked_attention):
+              masked_attention, strength=1.0):
         check_sd15(model, instancediffusion)
         return (apply_patches(model, instancediffusion, instance_conditioning.grounding, grounding_full,
-                              grounding_decay, scaleu, masked_attention, captions=instance_conditioning.captions),)
+                              grounding_decay, scaleu, masked_attention, captions=instance_conditioning.captions,
+                              strength=strength),)
 
 
 NODE_CLASS_MAPPINGS = {"ApplyInstanceDiffusion": ApplyInstanceDiffusion}

@@ -27,6 +27,13 @@ def empty_layout_json(width=512, height=512, caption="") -> str:
                        "caption": caption, "instances": []})
 
 
+WEIGHT = {"optional": {"weight": ("FLOAT", {
+    "default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05,
+    "tooltip": "How strongly the model enforces this instance in its region: 1 = the official model, 0 = its "
+               "grounding off there, 1.5-2 to insist on an ignored instance (0-3; the background and other instances "
+               "keep theirs)."})}}
+
+
 def with_instance(frames: list, instance: Instance) -> tuple:
     """New layout frames, each with `instance` appended (inputs are never mutated: the host caches them)."""
     return ([Layout(width=f.width, height=f.height, caption=f.caption, instances=list(f.instances) + [instance])
@@ -124,10 +131,11 @@ class AddBoxInstance:
                              "x": ("INT", dict(px, tooltip="Left edge of the box, pixels from the image's left.")),
                              "y": ("INT", dict(px, tooltip="Top edge of the box, pixels from the image's top.")),
                              "width": ("INT", dict(px, default=128, tooltip="Box width in pixels.")),
-                             "height": ("INT", dict(px, default=128, tooltip="Box height in pixels."))}}
+                             "height": ("INT", dict(px, default=128, tooltip="Box height in pixels."))},
+                **WEIGHT}
 
-    def add(self, layout, caption, x, y, width, height):
-        return with_instance(layout, Instance(caption=caption, box=(x, y, width, height)))
+    def add(self, layout, caption, x, y, width, height, weight=1.0):
+        return with_instance(layout, Instance(caption=caption, box=(x, y, width, height), weight=weight))
 
 
 class AddPointInstance:
@@ -145,10 +153,11 @@ class AddPointInstance:
         return {"required": {"layout": (LAYOUT, {"tooltip": LAYOUT_IN_TIP}),
                              "caption": ("STRING", {"default": "", "tooltip": CAPTION_TIP}),
                              "x": ("INT", dict(px, tooltip="The point's x in pixels (a spot on the object).")),
-                             "y": ("INT", dict(px, tooltip="The point's y in pixels (a spot on the object)."))}}
+                             "y": ("INT", dict(px, tooltip="The point's y in pixels (a spot on the object)."))},
+                **WEIGHT}
 
-    def add(self, layout, caption, x, y):
-        return with_instance(layout, Instance(caption=caption, point=(x, y)))
+    def add(self, layout, caption, x, y, weight=1.0):
+        return with_instance(layout, Instance(caption=caption, point=(x, y), weight=weight))
 
 
 class AddShapeInstance:
@@ -170,11 +179,12 @@ class AddShapeInstance:
                                  "the official scribble config); polygon: closed outlines of the object.")}),
                              "points": ("STRING", {"default": "", "multiline": True, "dynamicPrompts": False,
                                                    "tooltip": "Pixels as 'x,y x,y ...'; one stroke or outline per "
-                                                              "line (or separated by ';')."})}}
+                                                              "line (or separated by ';')."})},
+                **WEIGHT}
 
-    def add(self, layout, caption, kind, points):
+    def add(self, layout, caption, kind, points, weight=1.0):
         shapes = parse_points(points, f"{kind} of {caption!r}")
-        return with_instance(layout, Instance(caption=caption, **{kind: shapes}))
+        return with_instance(layout, Instance(caption=caption, weight=weight, **{kind: shapes}))
 
 
 class AddMaskInstance:
@@ -195,11 +205,13 @@ class AddMaskInstance:
                                                           "of a batch is used)."}),
                              "threshold": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01,
                                                      "tooltip": "Mask values above this are the instance; 0.5 for "
-                                                                "hard masks, lower for soft or feathered ones."})}}
+                                                                "hard masks, lower for soft or feathered ones."})},
+                **WEIGHT}
 
-    def add(self, layout, caption, mask, threshold):
+    def add(self, layout, caption, mask, threshold, weight=1.0):
         m = mask[0] if mask.ndim == 3 else mask
-        return with_instance(layout, Instance(caption=caption, mask=(m.float().cpu().numpy() > threshold)))
+        return with_instance(layout, Instance(caption=caption, mask=(m.float().cpu().numpy() > threshold),
+                                              weight=weight))
 
 
 class ImportLayout:
@@ -241,7 +253,7 @@ class ImportLayout:
 
 
 class LayoutKeyframes:
-    DESCRIPTION = ("Per-frame layouts for a batch of latents (video, AnimateDiff): boxes and points move linearly "
+    DESCRIPTION = ("Per-frame layouts for a batch of latents (video, AnimateDiff): boxes, points and instance weights move linearly "
                    "between keyframes, instance by instance; latent i gets frame i.")
     SEARCH_ALIASES = ["instancediffusion", "keyframes", "video layout", "animation", "animatediff",
                       "moving boxes", "per frame", "interpolate", "bbox", "layout"]

@@ -4,6 +4,7 @@ from torch import nn
 
 from ..instdiff_model.errors import InstDiffError
 from ..instdiff_model.gate import GateSchedule
+from ..instdiff_model.instance_weight import token_weights
 from ..instdiff_model.masked_attention import N_GROUNDING, instance_attention_mask
 from . import host_api
 from .host_api import host_attention, model_sampling_of
@@ -119,10 +120,12 @@ class _SharedPatch:
 class FuserPatch(_SharedPatch):
     """middle_patch: x = fuser_i(x, objs) with grounding tokens for cond chunks and null tokens for uncond chunks."""
 
-    def __init__(self, instdiff, grounding, gate, masked_attention: bool, captions: tuple = ()):
+    def __init__(self, instdiff, grounding, gate, masked_attention: bool, captions: tuple = (), strength: float = 1.0):
         """`gate` maps the step's sigma to the fuser scale (a GateSchedule, or a constant for tests); `captions`: per
-        instance its caption's text cond, carried for the multi-instance sampler (the fusers do not read them)."""
+        instance its caption's text cond, carried for the multi-instance sampler (the fusers do not read them);
+        `strength` multiplies the gate (Apply's global strength)."""
         self.instdiff = instdiff
+        self.strength = float(strength)
         self.grounding = grounding
         self.gate = gate
         self.masked_attention = masked_attention
@@ -134,7 +137,7 @@ class FuserPatch(_SharedPatch):
 
     def with_grounding(self, grounding) -> "FuserPatch":
         """The same patch (fusers, gate, masked attention, captions) with another grounding."""
-        return FuserPatch(self.instdiff, grounding, self.gate, self.masked_attention, self.captions)
+        return FuserPatch(self.instdiff, grounding, self.gate, self.masked_attention, self.captions, self.strength)
 
     def release(self) -> None:
         """Drop the tokens and masks built on the device (on unload, at the end of a run, before a new run)."""
@@ -166,6 +169,21 @@ class FuserPatch(_SharedPatch):
             per_frame.update(zip(missing, bias[:, None]))
         return _pick_list([per_frame[f] for f in frames.tolist()])
 
+    def _weights(self, frames, h, w, x):
+        """(rows, h*w, 1) per-token instance weights of `frames` (instance_weight), built on the device once per frame
+        and token grid like the masks; None when every weight is 1 (then the fusers do not multiply)."""
+        g = self.grounding
+        if g.weights is None:
+            return None
+        per_frame = self._cache.setdefault(("weights", h, w, x.device, x.dtype), {})
+        missing = sorted(set(frames.tolist()) - set(per_frame))
+        if missing:
+            idx = torch.tensor(missing)
+            maps = token_weights(g.regions[idx].to(x.device), g.present[idx].to(x.device), g.weights[idx],
+                                 g.points[idx], h, w)
+            per_frame.update(zip(missing, maps.to(x.dtype)))
+        return _pick_list([per_frame[f] for f in frames.tolist()])
+
     def warm(self, per: int, h: int, w: int, device, dtype) -> None:
         """Build the device caches of a run (tokens; masks at the (h, w) token grid) before its first call, as that
         call would (benchmarks time the calls without this one-off cost)."""
@@ -174,24 +192,27 @@ class FuserPatch(_SharedPatch):
         self._tokens(True, frames, like)
         if self.masked_attention:
             self._mask(frames, h, w, like)
+        self._weights(frames, h, w, like)
 
     def _step_scale(self, sigmas) -> float:
         """The gate of this UNet call from one read of its sigma (its 16 fusers share the host's sigmas tensor; None:
         the gate's own default). Sigmas only fall within a run: a rise means a new run, whose caches start afresh
         (2024 host: the only end-of-run signal we get)."""
         if sigmas is None:
-            return self.gate(None)
+            return self.gate(None) * self.strength
         if sigmas is not self._seen_sigmas:
             sigma = float(sigmas.max())
             if self._last_sigma is not None and sigma > self._last_sigma:
                 self._cache.clear()
-            self._seen_sigmas, self._last_sigma, self._scale = sigmas, sigma, self.gate(sigma)
+            self._seen_sigmas, self._last_sigma, self._scale = sigmas, sigma, self.gate(sigma) * self.strength
         return self._scale
 
-    def _fuser(self, index: int, x, objs, scale, mask):
-        """Fuser `index` in x's device and compute dtype (weights cast for the call), with the host's attention."""
+    def _fuser(self, index: int, x, objs, scale, mask, weight=None):
+        """Fuser `index` in x's device and compute dtype (weights cast for the call), with the host's attention;
+        `weight`: the per-token instance weights of x's rows (None: all 1)."""
+        extra = {} if weight is None else {"weight": weight}
         return run_cast(self.instdiff.fusers[index], x.device, compute_dtype(x), x, objs, scale, mask,
-                        attention=host_attention(mask is not None))
+                        attention=host_attention(mask is not None), **extra)
 
     def _check_aspect(self, latent_shape) -> None:
         """Grounding is in normalised coordinates: any latent size works if its aspect matches the layout's."""
@@ -216,14 +237,17 @@ class FuserPatch(_SharedPatch):
         per = x.shape[0] // len(chunks)
         frames = self.grounding.frames_for(per, window_frames(extra_options, per))
         index = extra_options["transformer_index"]
+        h, w = _token_grid(x.shape[1], extra_options) if self.masked_attention or self.grounding.weights is not None \
+            else (None, None)
+        weight = self._weights(frames, h, w, x)  # the same in cond and uncond rows: a weight scales the whole fuser
         if not self.masked_attention:
             objs = torch.cat([self._tokens(c == COND, frames, x) for c in chunks])
-            return self._fuser(index, x, objs, scale, None)
-        h, w = _token_grid(x.shape[1], extra_options)
+            return self._fuser(index, x, objs, scale, None, None if weight is None else torch.cat([weight] * len(chunks)))
         parts = []  # masks for the cond rows only: the uncond rows attend without one
         for i, (c, rows) in enumerate(zip(chunks, x.split(per))):
             mask = self._mask(frames, h, w, x) if c == COND else None
-            parts.append(self._fuser(index, rows, self._tokens(c == COND, frames, x), _rows(scale, i, per, x), mask))
+            parts.append(self._fuser(index, rows, self._tokens(c == COND, frames, x), _rows(scale, i, per, x), mask,
+                                     weight))
         return torch.cat(parts)
 
 
@@ -259,13 +283,14 @@ def release_caches(model) -> None:
 
 
 def apply_patches(model, instdiff, grounding, full: float, decay: float, scaleu: bool, masked_attention: bool,
-                  captions: tuple = ()):
+                  captions: tuple = (), strength: float = 1.0):
     """A clone of `model` with the fusers (and ScaleU) inserted; `model` itself is untouched. The fusers and ScaleU
     are one managed model loaded, counted and offloaded with the UNet (see PatchWeights). `captions` (per instance
-    its caption's text cond) ride with the fusers' patch for the multi-instance sampler."""
+    its caption's text cond) ride with the fusers' patch for the multi-instance sampler; `strength` scales the
+    fusers' residuals on top of the gate."""
     patched = model.clone()
     gate = GateSchedule(model_sampling_of(model), full, decay)
-    patched.set_model_patch(FuserPatch(instdiff, grounding, gate, masked_attention, captions), "middle_patch")
+    patched.set_model_patch(FuserPatch(instdiff, grounding, gate, masked_attention, captions, strength), "middle_patch")
     if scaleu:
         patched.set_model_output_block_patch(ScaleUPatch(instdiff))
     host_api.count_with_model(patched, patch_weights(instdiff).nbytes)

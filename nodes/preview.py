@@ -74,7 +74,8 @@ def draw_layout(layout, background: Image.Image | None = None) -> Image.Image:
     for i, inst in enumerate(layout.instances):
         paint.color = col = instance_color(i, inst)
         anchor = draw_instance(inst, paint)
-        labels.append((f"{i}: {inst.caption}", (anchor[0] + width, anchor[1] + width), col))
+        weight = "" if inst.weight == 1 else f" (x{inst.weight:g})"  # the instance's weight, when it steers
+        labels.append((f"{i}: {inst.caption}{weight}", (anchor[0] + width, anchor[1] + width), col))
     if not layout.instances:
         return base
     picture = Image.alpha_composite(base.convert("RGBA"), paint.overlay).convert("RGB")

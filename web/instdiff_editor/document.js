@@ -92,7 +92,7 @@ const isIndex = (k) => Number.isInteger(k) && k >= 0;
 export const isSeeded = (inst) => isIndex(inst?.seed);
 
 export function newInstance(caption, color) {
-    return { caption, color, box: null, point: null, scribble: null, polygon: null, mask: null, hidden: false,
+    return { caption, color, weight: 1, box: null, point: null, scribble: null, polygon: null, mask: null, hidden: false,
              seed: null, origin: "user", stale: false, _seedSig: null, _seedColor: null, _rle: null, _mcv: null,
              _mdirty: true };
 }
@@ -105,6 +105,7 @@ function instanceFrom(d, i, width, height) {
     if (Array.isArray(d.scribble) && d.scribble.length) inst.scribble = points(d.scribble);
     if (Array.isArray(d.polygon) && d.polygon.length) inst.polygon = points(d.polygon);
     if (d.mask) inst.mask = rleDecode(d.mask, width, height);
+    if (typeof d.weight === "number" && Number.isFinite(d.weight)) inst.weight = d.weight;
     if (isIndex(d.seed)) { inst.seed = d.seed; inst.origin = "edited"; }
     return inst;
 }
@@ -134,6 +135,7 @@ export function instanceToJson(inst, w, h) {
     if (inst.polygon && inst.polygon.length) d.polygon = inst.polygon.map((s) => s.map((p) => [r1(p[0]), r1(p[1])]));
     if (hasMask(inst)) d.mask = inst._rle || (inst._rle = rleEncode(inst.mask, w, h));
     if (inst.color) d.color = inst.color;
+    if (inst.weight !== 1) d.weight = inst.weight;  // omitted at 1, so unweighted layouts stay as they were
     if (isSeeded(inst)) d.seed = inst.seed;
     return d;
 }

@@ -32,6 +32,7 @@ const CSS = `
 .instdiff-editor .ide-row.sel{background:#2d4a66}
 .instdiff-editor .ide-row input[type=text]{flex:1 1 auto;min-width:40px;background:#111;color:#eee;border:1px solid #555;font:11px sans-serif;padding:1px 3px}
 .instdiff-editor .ide-row input[type=color]{width:20px;height:18px;padding:0;border:none;background:none}
+.instdiff-editor .ide-row input.ide-weight{width:40px;flex:0 0 auto;background:#111;color:#eee;border:1px solid #555;font:11px sans-serif;padding:1px 2px}
 .instdiff-editor .ide-kinds{font-family:monospace;color:#aaa;min-width:38px}
 .instdiff-editor .ide-status{min-height:13px;color:#e8b04a;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .instdiff-editor input[type=range]{width:60px}

@@ -135,6 +135,10 @@ export class LayoutEditor {
             const color = el("input", { type: "color", value: inst.color || PALETTE[i % PALETTE.length], title: "Colour",
                 oninput: () => { inst.color = color.value; inst._mdirty = true; this.write(); this.render(); },
                 onchange: () => this.commit() });
+            const weight = el("input", { type: "number", className: "ide-weight", min: 0, max: 3, step: 0.05, value: inst.weight,
+                title: "Weight: how strongly the model enforces this instance in its region (1 = official, 0 = off, up to 3)",
+                oninput: () => { const v = Number(weight.value); if (weight.value !== "" && v >= 0 && v <= 3) { inst.weight = v; this.write(); } },
+                onchange: () => this.commit() });
             const kinds = el("span", { className: "ide-kinds", title: "B box, P point, S scribble, G polygon, M mask",
                 textContent: KINDS.map(([k, l]) => ((k === "mask" ? hasMask(inst) : inst[k] && (!Array.isArray(inst[k]) || inst[k].length)) ? l : "·")).join("") });
             const vis = el("button", { textContent: inst.hidden ? "◌" : "◉", title: inst.hidden ? "Hidden in the editor (still used): show" : "Hide in the editor (still used)",
@@ -148,7 +152,7 @@ export class LayoutEditor {
             row.dataset.origin = inst.origin;
             const mk = (name, label, title, fn, disabled) => { const b = el("button", { textContent: label, title, onclick: fn, disabled: !!disabled }); b.dataset.act = name; return b; };
             row.dataset.index = String(i);
-            row.append(num, color, cap, kinds, vis,
+            row.append(num, color, cap, weight, kinds, vis,
                 mk("up", "▲", "Move up (earlier in the prompt)", () => this.move(i, -1), i === 0 || seeded || seededAt(i - 1)),
                 mk("down", "▼", "Move down", () => this.move(i, 1), i === doc.instances.length - 1 || seeded || seededAt(i + 1)),
                 mk("delete", "✕", "Delete this instance (Delete)", () => this.remove(i)));
