@@ -22,11 +22,8 @@ def pick_frames(before: list, after: list, frame: int) -> list:
 
 
 class LayoutDifference:
-    DESCRIPTION = (
-        "Compare two layouts and output the MASK of what the edit touches: the old and the new region of every "
-        "instance added, removed, moved, resized, re-captioned or re-weighted, grown by 'grow' pixels and "
-        "feathered. Instances are matched by caption first (in order), the rest by position in the list. Feed it "
-        "to Set Latent Noise Mask on the first image's latent to re-generate only the edited part, same seed.")
+    DESCRIPTION = ("Compare two layouts and output the MASK of what the edit touches (old and new regions of every "
+                   "changed instance), to re-generate only that part of the first image with Set Latent Noise Mask.")
     CATEGORY = "InstanceDiffusion/layout"
     RETURN_TYPES = ("MASK", "STRING")
     RETURN_NAMES = ("mask", "notes")

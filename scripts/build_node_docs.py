@@ -90,6 +90,17 @@ PAGES = {
         "trajectories share its per-step noise, so ancestral / SDE / LCM samplers keep their noise level. "
         "Multistep samplers (dpmpp_2m, ...) restart their history at the switch.",
         "For a quick look set `mis` to 0 (the stock KSampler's speed); for the final image use 0.2-0.36."),
+    "InstanceDiffusionLayoutDifference": (
+        "Compare the layout a first image was made with (`before`) and an edited copy (`after`). Instances are "
+        "matched by caption first (the k-th occurrence with the k-th), the rest by their place in the list; "
+        "whatever is left was added or removed. Colours and list order do not count. The mask covers the old and "
+        "the new region of every instance added, removed, moved, resized, re-captioned or re-weighted (a point: a "
+        "square of 1/8 of the shorter side around it), grown by `grow` and faded over `feather` pixels; it is "
+        "empty, with a note saying so, when nothing changed.",
+        "Feed the mask to **Set Latent Noise Mask** on the first sampler's LATENT, sample again with the same seed "
+        "and the edited layout's model, then **Latent Composite Masked** / **Image Composite Masked** with the same "
+        "mask: outside it the result is the first image, pixel for pixel. The shipped workflows "
+        "`instancediffusion_edit_one_instance` and `instancediffusion_iterative_generation` are wired this way."),
     "InstanceDiffusionLayoutPreview": (
         "Every instance is drawn in its colour (box, point, scribble, polygon, mask) with its number and caption; "
         "a per-frame layout gives one picture per frame.",
