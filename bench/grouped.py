@@ -216,3 +216,35 @@ def section7_memory(m, cfg, rep: Report, instdiff):
                 f"{grouped['largest'] / GiB:.3f} GiB), dense {(dense['first'] - base['first']) / GiB:+.2f} GiB "
                 f"(first call; later {(grouped['later'] - base['later']) / GiB:+.3f} vs "
                 f"{(dense['later'] - base['later']) / GiB:+.2f})", grouped["largest"] < mask / 4 <= dense["largest"])
+
+
+# ----------------------------------------------------------------------------------------------- fusers alone
+def fuser_pass_seconds(m, instdiff, h: int, w: int, rounds: int) -> dict:
+    """Seconds of the 16 fuser-patch calls of one UNet call (batch 2, cond + uncond, the token grids and widths of a
+    latent h x w), per config and layout: interleaved rounds, the minimum of each (robust to a loaded CPU)."""
+    import torch
+    gen = torch.Generator().manual_seed(9)
+    levels = fuser_level_list(m, h, w)
+    xs = [torch.randn(2, n, c, generator=gen).to(m.device) for c, n in levels]
+    patches = {}
+    for name, lay in bench_layouts(m, h, w).items():
+        g = make_grounding(m, instdiff, lay)
+        for config in CONFIGS:
+            if config != "unmasked" or not patches:
+                fp = m.patch.FuserPatch(instdiff, g, lambda sigma: 1.0, config != "unmasked",
+                                        grouped=config == "grouped masked")
+                fp.warm(1, h, w, m.device, torch.float32)
+                for level in (1, 2):
+                    fp.warm(1, -(-h // 2 ** level), -(-w // 2 ** level), m.device, torch.float32)
+                patches[(name, config) if config != "unmasked" else ("all", config)] = fp
+    best = {}
+    for _ in range(rounds):
+        for key, fp in patches.items():
+            def run():
+                for i, x in enumerate(xs):
+                    fp(x, {"cond_or_uncond": [1, 0], "transformer_index": i, "sigmas": None,
+                           "original_shape": [2, 4, h, w]})
+            t, _ = timed(m, run)
+            best[key] = min(best.get(key, t), t)
+            print(f"[7] fusers alone {h}x{w} {key}: {t:.2f} s", flush=True)
+    return best
