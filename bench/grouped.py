@@ -109,12 +109,21 @@ def section7(m, cfg, rep: Report, big):
                 rep.row(7, f"grouped masked below unmasked, {name}, latent {h}x{w}", f"< {unmasked[1]:.3f}",
                         f"{grouped_ic:.3f}", grouped_ic < unmasked[1])
         print(f"[7] plain {plain:.2f} s", flush=True)
+    rep.detail(7, "")
+    rep.detail(7, f"The 16 fuser-patch calls of one UNet call measured alone (fuser_pass_seconds: the configs "
+                  f"interleaved, minimum of {cfg.rounds7} rounds; steadier than whole calls on a loaded CPU).")
+    rep.table(7, "latent", "layout", "config", "fusers alone s", "/ unmasked")
+    for h, w in cfg.res7:
+        alone = fuser_pass_seconds(m, instdiff, h, w, cfg.rounds7)
+        for (name, config), t in alone.items():
+            rep.table_row(7, f"{h}x{w}", name, config, f"{t:.2f}", f"{t / alone[('all', 'unmasked')]:.3f}")
 
 
 # ----------------------------------------------------------------------------------------------- memory
 def live_bytes_mode():
     """A TorchDispatchMode keeping the peak of the bytes held by tensors created inside it (outputs that alias an
-    input are not new) and the largest one: exact on meta tensors, which cost no memory and no compute."""
+    input are not new) and the largest one created while `inside` (our fuser patch): exact on meta tensors, which cost
+    no memory and no compute."""
     import torch
     from torch.multiprocessing.reductions import StorageWeakRef
     from torch.utils._python_dispatch import TorchDispatchMode
@@ -123,7 +132,7 @@ def live_bytes_mode():
     class LiveBytes(TorchDispatchMode):
         def __init__(self):
             super().__init__()
-            self.live, self.now, self.peak, self.largest = {}, 0, 0, 0
+            self.live, self.now, self.peak, self.largest, self.inside = {}, 0, 0, 0, False
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             out = func(*args, **(kwargs or {}))
@@ -135,7 +144,8 @@ def live_bytes_mode():
                     if ref.cdata not in inputs and ref.cdata not in self.live:
                         self.live[ref.cdata] = (ref, t.untyped_storage().nbytes())
                         self.now += self.live[ref.cdata][1]
-                        self.largest = max(self.largest, self.live[ref.cdata][1])
+                        if self.inside:
+                            self.largest = max(self.largest, self.live[ref.cdata][1])
             self.peak = max(self.peak, self.now)
             for key in [k for k, (r, _) in self.live.items() if r.expired()]:
                 self.now -= self.live.pop(key)[1]
@@ -165,21 +175,34 @@ def cache_bytes(cache: dict) -> int:
 def call_peak_bytes(m, h: int, w: int, config: str, grounding) -> dict:
     """Peak bytes of the tensors an fp16 UNet call creates (meta tensors), full-size UNet + fusers with the pack's
     FuserPatch: the first call (builds the per-run mask / group caches), a later one (plus the cache it holds), and
-    the largest single tensor of the first call."""
+    the largest single tensor the fuser patch creates in the first call."""
     import comfy.supported_models
     import torch
     with torch.device("meta"):
         unet = comfy.supported_models.SD15(m.rm.sd15_unet_config(320)).get_model({}).diffusion_model.half()
         inst = m.model.InstanceDiffusionModel(320).half()
     fp = m.patch.FuserPatch(inst, grounding, lambda sigma: 1.0, config != "unmasked", grouped=config == "grouped masked")
-    opts = {"patches": {"middle_patch": [fp]}, "cond_or_uncond": [1, 0]}
-    x = torch.empty(2, 4, h, w, device="meta", dtype=torch.float16)
     modes = []
-    for _ in range(2):
-        modes.append(live_bytes_mode())
-        with modes[-1]:
-            unet(x, timesteps=torch.empty(2, device="meta"), context=torch.empty(2, 77, 768, device="meta",
-                 dtype=torch.float16), transformer_options=dict(opts))
+
+    def in_patch(x, extra_options):
+        modes[-1].inside = True
+        try:
+            return fp(x, extra_options)
+        finally:
+            modes[-1].inside = False
+    opts = {"patches": {"middle_patch": [in_patch]}, "cond_or_uncond": [1, 0]}
+    x = torch.empty(2, 4, h, w, device="meta", dtype=torch.float16)
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    # as fused kernels do: the output only (on meta, SDPA would decompose into its math form, scores included)
+    torch.nn.functional.scaled_dot_product_attention = lambda q, k, v, *a, **kw: q.new_empty(*q.shape[:-1], v.shape[-1])
+    try:
+        for _ in range(2):
+            modes.append(live_bytes_mode())
+            with modes[-1]:
+                unet(x, timesteps=torch.empty(2, device="meta"), context=torch.empty(2, 77, 768, device="meta",
+                     dtype=torch.float16), transformer_options=dict(opts))
+    finally:
+        torch.nn.functional.scaled_dot_product_attention = sdpa
     held = cache_bytes(fp._cache)
     return {"first": modes[0].peak, "later": modes[1].peak + held, "held": held, "largest": modes[0].largest}
 
@@ -193,7 +216,7 @@ def section7_memory(m, cfg, rep: Report, instdiff):
                   "not included: SDPA's output only, as flash / memory-efficient kernels allocate). The first call "
                   "builds the per-run cache (dense: the N x (N+184) additive masks of the three token grids, with "
                   "their build temporaries; grouped: index tensors), later calls reuse it (their peak + the cache "
-                  "held). Extra = the config's peak - the unmasked peak; the masked paths run the cond and uncond rows "
+                  "held). Largest tensor: the largest one the fuser patch creates. Extra = the config's peak - the unmasked peak; the masked paths run the cond and uncond rows "
                   "through the fusers one chunk at a time, so their activations peak lower than unmasked (negative "
                   "extra where no mask is held).")
     rep.table(7, "latent", "config", "peak GiB first call", "peak GiB later call (+ cache)", "extra GiB first / later",

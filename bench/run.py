@@ -47,11 +47,12 @@ class Config:
         self.mem_latent = (64, 64) if gpu else (32, 32)
         self.res7 = [(32, 32), (32, 48)] if quick and not gpu else [(64, 64), (64, 96)]
         self.reps7 = 3 if gpu else 1
+        self.rounds7 = 5 if gpu else 2
         self.mem7 = [(128, 128), (256, 256)]
         if os.environ.get("INSTDIFF_BENCH_SMOKE"):  # plumbing check only: tiny latents, single repeats
             self.res2, self.reps2_per_res, self.res3 = [(8, 8), (8, 16)], [1, 1], (8, 8)
             self.reps2, self.mis_steps, self.reps4, self.reps1, self.mem_latent = "1/1", 4, 1, 1, (8, 8)
-            self.res7, self.mem7 = [(8, 8), (8, 16)], [(16, 16)]
+            self.res7, self.mem7, self.rounds7 = [(8, 8), (8, 16)], [(16, 16)], 1
 
 
 def guarded(rep, section, fn, *a):
