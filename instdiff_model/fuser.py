@@ -89,7 +89,7 @@ class GatedSelfAttentionDense(nn.Module):
 
     def forward(self, x, objs, scale=1.0, attn_mask=None, attention=None):
         """x (B,N,C), objs (B,184,768); scale float or (B,) tensor; attn_mask None, bool (B, N+184, N+184)
-        (True = may attend) or additive float (B, 1, N, N+184); attention: see SelfAttention.forward."""
+        (True = may attend), additive float (B, 1, N, N+184) or a GroupedMask; attention: see SelfAttention.forward."""
         n_visual = x.shape[1]
         if torch.is_tensor(scale):
             scale = scale.to(device=x.device, dtype=x.dtype).reshape(-1, 1, 1)
