@@ -41,7 +41,8 @@ def setup(device: str):
                         ("grounding", "instdiff_model.grounding"), ("model", "instdiff_model.model"),
                         ("layout", "instdiff_model.layout"), ("preprocess", "instdiff_model.preprocess"),
                         ("tokenizer", "instdiff_model.tokenizer"), ("blocks", "instdiff_model.blocks"),
-                        ("mis", "instdiff_model.mis")]:
+                        ("mis", "instdiff_model.mis"), ("grouped", "instdiff_model.grouped_attention"),
+                        ("masked", "instdiff_model.masked_attention")]:
         setattr(m, short, importlib.import_module(pack.__name__ + "." + name))
     m.rm = importlib.import_module("scripts.random_models")
     m.device = torch.device(device)

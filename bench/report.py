@@ -39,6 +39,7 @@ SECTION_TITLES = {
     4: "Multi-instance sampler (MIS)",
     5: "Memory",
     6: "Converting an official-layout .pth",
+    7: "Grouped masked attention: FLOP bounds, time per UNet call, memory",
 }
 
 

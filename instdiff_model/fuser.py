@@ -4,6 +4,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .constants import CONTEXT_DIM
+from .grouped_attention import GroupedMask
 
 
 class GEGLU(nn.Module):
@@ -53,18 +54,22 @@ class SelfAttention(nn.Module):
         """Attention over all of x (B,L,C) for its first `n_query` tokens (all by default).
 
         attn_mask: bool (B, L, L), True = may attend, or an additive float mask (B, 1, L or n_query, L); rows past
-        n_query are ignored (the fuser keeps only the visual tokens' outputs, so only they need queries).
+        n_query are ignored (the fuser keeps only the visual tokens' outputs, so only they need queries); or a
+        GroupedMask (grouped masked attention: `attention` runs unmasked on each group's allowed keys).
         attention: `f(q, k, v, heads, mask=None)` on (B, tokens, heads*dim_head) tensors with an additive float mask
         (B, 1, n_query, L), e.g. the host's optimized attention; plain SDPA by default.
         """
         nq = x.shape[1] if n_query is None else n_query
+        attention = attention or sdpa_attention
+        if isinstance(attn_mask, GroupedMask):
+            return self.to_out(attn_mask.attend(self.to_q(x[:, :nq]), self.to_k(x), self.to_v(x), self.heads, attention))
         if attn_mask is not None:
             if attn_mask.dtype == torch.bool:
                 allowed = attn_mask[:, :nq].to(x.device)
                 attn_mask = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device).masked_fill_(
                     ~allowed, float("-inf"))[:, None]
             attn_mask = attn_mask[..., :nq, :]
-        out = (attention or sdpa_attention)(self.to_q(x[:, :nq]), self.to_k(x), self.to_v(x), self.heads, mask=attn_mask)
+        out = attention(self.to_q(x[:, :nq]), self.to_k(x), self.to_v(x), self.heads, mask=attn_mask)
         return self.to_out(out)
 
 
@@ -84,8 +89,8 @@ class GatedSelfAttentionDense(nn.Module):
 
     def forward(self, x, objs, scale=1.0, attn_mask=None, attention=None, weight=None):
         """x (B,N,C), objs (B,184,768); scale float or (B,) tensor; attn_mask None, bool (B, N+184, N+184)
-        (True = may attend) or additive float (B, 1, N, N+184); attention: see SelfAttention.forward; weight None
-        or (B,N,1) per-token scale of both residuals (instance_weight.py)."""
+        (True = may attend), additive float (B, 1, N, N+184) or a GroupedMask; attention: see SelfAttention.forward;
+        weight None or (B,N,1) per-token scale of both residuals (instance_weight.py)."""
         n_visual = x.shape[1]
         if torch.is_tensor(scale):
             scale = scale.to(device=x.device, dtype=x.dtype).reshape(-1, 1, 1)

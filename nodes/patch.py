@@ -4,6 +4,7 @@ from torch import nn
 
 from ..instdiff_model.errors import InstDiffError
 from ..instdiff_model.gate import GateSchedule
+from ..instdiff_model.grouped_attention import GroupedMask, frame_plans, grouped_pays
 from ..instdiff_model.instance_weight import token_weights
 from ..instdiff_model.masked_attention import N_GROUNDING, instance_attention_mask
 from . import host_api
@@ -120,15 +121,18 @@ class _SharedPatch:
 class FuserPatch(_SharedPatch):
     """middle_patch: x = fuser_i(x, objs) with grounding tokens for cond chunks and null tokens for uncond chunks."""
 
-    def __init__(self, instdiff, grounding, gate, masked_attention: bool, captions: tuple = (), strength: float = 1.0):
+    def __init__(self, instdiff, grounding, gate, masked_attention: bool, captions: tuple = (), strength: float = 1.0,
+                 grouped: bool = True):
         """`gate` maps the step's sigma to the fuser scale (a GateSchedule, or a constant for tests); `captions`: per
         instance its caption's text cond, carried for the multi-instance sampler (the fusers do not read them);
-        `strength` multiplies the gate (Apply's global strength)."""
+        `strength` multiplies the gate (Apply's global strength); `grouped`: masked attention as grouped unmasked
+        calls where that pays (else always the dense mask)."""
         self.instdiff = instdiff
         self.strength = float(strength)
         self.grounding = grounding
         self.gate = gate
         self.masked_attention = masked_attention
+        self.grouped = grouped
         self.captions = tuple(captions)
         self._cache = {}
         self._checked = set()
@@ -137,7 +141,8 @@ class FuserPatch(_SharedPatch):
 
     def with_grounding(self, grounding) -> "FuserPatch":
         """The same patch (fusers, gate, masked attention, captions) with another grounding."""
-        return FuserPatch(self.instdiff, grounding, self.gate, self.masked_attention, self.captions, self.strength)
+        return FuserPatch(self.instdiff, grounding, self.gate, self.masked_attention, self.captions, self.strength,
+                          self.grouped)
 
     def release(self) -> None:
         """Drop the tokens and masks built on the device (on unload, at the end of a run, before a new run)."""
@@ -184,6 +189,23 @@ class FuserPatch(_SharedPatch):
             per_frame.update(zip(missing, maps.to(x.dtype)))
         return _pick_list([per_frame[f] for f in frames.tolist()])
 
+    def _groups(self, frames, h, w, x):
+        """The cond rows' attention mask with grouping: a GroupedMask whose blocks are the rows sharing a layout frame,
+        each with the frame's FramePlan (built once per frame and token grid, reused by every fuser of that grid) or,
+        where grouping does not pay, its dense mask; the dense mask itself when no frame of the rows groups."""
+        key = ("groups", h, w, x.device)
+        plans = self._cache.setdefault(key, {})
+        missing = sorted(set(frames.tolist()) - set(plans))
+        if missing:
+            built = frame_plans(self.grounding.regions[missing], self.grounding.present[missing], h, w)
+            plans.update((f, p.to(x.device) if grouped_pays(p, x.device.type) else None) for f, p in zip(missing, built))
+        order = list(dict.fromkeys(frames.tolist()))
+        if all(plans[f] is None for f in order):
+            return self._mask(frames, h, w, x)
+        blocks = [(None if len(order) == 1 else (frames == f).nonzero().flatten().to(x.device),
+                   plans[f] if plans[f] is not None else self._mask(torch.tensor([f]), h, w, x)) for f in order]
+        return GroupedMask(blocks, host_attention(True))
+
     def warm(self, per: int, h: int, w: int, device, dtype) -> None:
         """Build the device caches of a run (tokens; masks at the (h, w) token grid) before its first call, as that
         call would (benchmarks time the calls without this one-off cost)."""
@@ -191,7 +213,7 @@ class FuserPatch(_SharedPatch):
         frames = self.grounding.frames_for(per)
         self._tokens(True, frames, like)
         if self.masked_attention:
-            self._mask(frames, h, w, like)
+            (self._groups if self.grouped else self._mask)(frames, h, w, like)
         self._weights(frames, h, w, like)
 
     def _step_scale(self, sigmas) -> float:
@@ -210,9 +232,10 @@ class FuserPatch(_SharedPatch):
     def _fuser(self, index: int, x, objs, scale, mask, weight=None):
         """Fuser `index` in x's device and compute dtype (weights cast for the call), with the host's attention;
         `weight`: the per-token instance weights of x's rows (None: all 1)."""
+        dense = mask is not None and not isinstance(mask, GroupedMask)
         extra = {} if weight is None else {"weight": weight}
         return run_cast(self.instdiff.fusers[index], x.device, compute_dtype(x), x, objs, scale, mask,
-                        attention=host_attention(mask is not None), **extra)
+                        attention=host_attention(dense), **extra)
 
     def _check_aspect(self, latent_shape) -> None:
         """Grounding is in normalised coordinates: any latent size works if its aspect matches the layout's."""
@@ -244,8 +267,9 @@ class FuserPatch(_SharedPatch):
             objs = torch.cat([self._tokens(c == COND, frames, x) for c in chunks])
             return self._fuser(index, x, objs, scale, None, None if weight is None else torch.cat([weight] * len(chunks)))
         parts = []  # masks for the cond rows only: the uncond rows attend without one
+        mask_of = self._groups if self.grouped else self._mask
         for i, (c, rows) in enumerate(zip(chunks, x.split(per))):
-            mask = self._mask(frames, h, w, x) if c == COND else None
+            mask = mask_of(frames, h, w, x) if c == COND else None
             parts.append(self._fuser(index, rows, self._tokens(c == COND, frames, x), _rows(scale, i, per, x), mask,
                                      weight))
         return torch.cat(parts)

@@ -6,6 +6,9 @@
 #                  the plain one at 512x512 and 768x512, the host's loaded-model accounting, peak memory, the weights'
 #                  round trips (device changes of the stored fusers seen around the timed runs and at each fuser call)
 #   mis            MIS with 3 and 10 instances: run time over a plain run, against the bound 1 + n*mis
+#   masked         grouped masked attention vs the dense mask vs unmasked: time per UNet call and peak memory (10- and
+#                  3-instance layouts, both sizes, the device's compute dtype), and one attention call's fixed cost in
+#                  query-key pairs (the grouping's cost model, instdiff_model/grouped_attention.py)
 #   memory         peak device memory of a masked-attention run and what stays allocated after "unload models"
 #   position_net   time of the instance tokenizer's position net (3 and 10 instances)
 # Writes gpu_check.json and gpu_check.md to --out. Random SD1.5 stand-ins (scripts/random_models.py) at full size, or
@@ -240,6 +243,53 @@ def unet_calls(h, cfg, weights):
     return out
 
 
+def three_instances(h, width: int, height: int):
+    """3 boxes over about half the image, the rest background (as bench/grouped.py)."""
+    boxes = [(0.05, 0.1, 0.4, 0.5), (0.5, 0.1, 0.4, 0.4), (0.3, 0.55, 0.4, 0.35)]
+    return h.layout.Layout(width=width, height=height, caption="a check scene", instances=[
+        h.layout.Instance(caption=f"object {i}", box=(x * width, y * height, bw * width, bh * height))
+        for i, (x, y, bw, bh) in enumerate(boxes)])
+
+
+def call_overhead_pairs(h, channels: int) -> float:
+    """The fixed cost of one call of the host's unmasked attention in query-key pairs: a 16-query call's time over the
+    time per pair of a 4096 x 4280 call (compare with grouped_attention.CALL_OVERHEAD_PAIRS)."""
+    torch, dtype = h.torch, compute_dtype(h)
+    big = [torch.randn(1, n, channels, device=h.device, dtype=dtype) for n in (4096, 4280, 4280)]
+    small = [torch.randn(1, n, channels, device=h.device, dtype=dtype) for n in (16, 64, 64)]
+    fn = h.attention.optimized_attention
+    per = lambda args, n: min(timed(h, lambda: [fn(*args, 8) for _ in range(n)]) / n for _ in range(3))  # noqa: E731
+    return per(small, 20) / (per(big, 3) / (4096 * 4280))
+
+
+def masked(h, cfg, weights):
+    """Time per UNet call and peak memory: unmasked, dense masked, grouped masked (fusers only, ScaleU off)."""
+    apply, out = h.apply.ApplyInstanceDiffusion(), {"rows": []}
+    plain = unet(h, cfg["width"], compute_dtype(h))
+    for w, hgt in cfg["sizes"]:
+        for name, lay in (("10 instances", layout(h, 10, w, hgt)), ("3 instances", three_instances(h, w, hgt))):
+            cond_in, row = conditioning(h, weights, lay), {"size": f"{w}x{hgt}", "layout": name}
+            for config in ("unmasked", "dense", "grouped"):
+                (patched,) = apply.apply(plain, weights, cond_in, 1.0, 0.0, False, config != "unmasked")
+                for p in patched.model_options["transformer_options"]["patches"]["middle_patch"]:
+                    p.grouped = config == "grouped"
+                if cfg["warm_up"]:
+                    step_times(h, patched, w, hgt, 2)
+                start = reset_peak(h)
+                row[f"{config}_s"] = statistics.median(
+                    t for _ in range(cfg["reps"]) for t in step_times(h, patched, w, hgt, cfg["steps"]))
+                row[f"{config}_peak_over_start_bytes"] = peak(h) - start
+            row["grouped_over_unmasked"] = row["grouped_s"] / row["unmasked_s"]
+            row["grouped_over_dense"] = row["grouped_s"] / row["dense_s"]
+            out["rows"].append(row)
+            print(f"  masked {row['size']} {name}: grouped / unmasked {row['grouped_over_unmasked']:.3f}, "
+                  f"grouped / dense {row['grouped_over_dense']:.3f}", flush=True)
+    del plain
+    unload(h)
+    out["call_overhead_pairs"] = call_overhead_pairs(h, cfg["width"])
+    return out
+
+
 def mis(h, cfg, weights):
     """MIS run time over a plain run (same sampler, mis = 0) against the bound 1 + n*mis (mis as run: k/steps)."""
     apply, node, out = h.apply.ApplyInstanceDiffusion(), h.sampler.InstanceDiffusionKSampler(), []
@@ -322,6 +372,15 @@ def markdown(result) -> str:
               for r in result["mis"]]
     lines += ["", "A MIS run also builds its n single-instance groundings (position net passes); with the tiny UNet "
               "on a CPU those dominate, at full size on a GPU the UNet does."]
+    lines += ["", "## Masked attention: grouped vs dense vs unmasked (fusers only)", "",
+              "| size | layout | unmasked ms | dense ms | grouped ms | grouped / unmasked | grouped / dense "
+              "| peak over start MiB unmasked / dense / grouped |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['size']} | {r['layout']} | {1e3 * r['unmasked_s']:.1f} | {1e3 * r['dense_s']:.1f} | "
+              f"{1e3 * r['grouped_s']:.1f} | {r['grouped_over_unmasked']:.3f} | {r['grouped_over_dense']:.3f} | "
+              + " / ".join(f"{r[c + '_peak_over_start_bytes'] / MiB:.0f}" for c in ("unmasked", "dense", "grouped"))
+              + " |" for r in result["masked"]["rows"]]
+    lines += ["", f"One unmasked attention call's fixed cost: {result['masked']['call_overhead_pairs']:.0f} query-key "
+              "pairs (the grouping's cost model assumes CALL_OVERHEAD_PAIRS of instdiff_model/grouped_attention.py)."]
     m = result["memory"]
     lines += ["", "## Memory", "", f"Masked attention, {m['instances']} instances, {m['size']}: peak "
               f"{m['peak_bytes'] / MiB:.0f} MiB ({m['peak_over_start_bytes'] / MiB:.0f} MiB over the start), "
@@ -346,7 +405,7 @@ def main(argv=None):
         h.torch.set_num_threads(1)  # tiny ops: thread hand-offs would cost more than the work on a shared CPU
     weights = instdiff(h, cfg["width"])
     result, seconds = {}, {}
-    for section in (unet_calls, mis, memory, position_net):
+    for section in (unet_calls, masked, mis, memory, position_net):
         begin = time.perf_counter()
         print(f"[{section.__name__}]", flush=True)
         result[section.__name__] = section(h, cfg, weights)

@@ -16,7 +16,7 @@ def test_tiny_cpu_run_writes_every_section(tmp_path):
     subprocess.run([sys.executable, str(REPO / "scripts" / "gpu_check.py"), "--device", "cpu", "--tiny",
                     "--out", str(tmp_path)], check=True, timeout=600, cwd=REPO)
     result = json.loads((tmp_path / "gpu_check.json").read_text())
-    assert set(result) == {"unet_calls", "mis", "memory", "position_net", "environment"}
+    assert set(result) == {"unet_calls", "masked", "mis", "memory", "position_net", "environment"}
 
     rows = result["unet_calls"]
     assert {(r["dtype"], r["size"]) for r in rows} == {(d, s) for d in ("float32", "float16") for s in ("64x64", "96x64")}
@@ -27,6 +27,14 @@ def test_tiny_cpu_run_writes_every_section(tmp_path):
         assert r["accounted_includes_patch_weights"] == (
             r["loaded_bytes_patched"] - r["loaded_bytes_plain"] >= r["patch_weight_bytes"])
         assert r["fuser_weight_moves_per_run"] == 0  # CPU: load and offload device are the same
+
+    masked = result["masked"]
+    assert [(r["size"], r["layout"]) for r in masked["rows"]] == [
+        (s, n) for s in ("64x64", "96x64") for n in ("10 instances", "3 instances")]
+    for r in masked["rows"]:
+        assert all(positive(r[f"{c}_s"]) for c in ("unmasked", "dense", "grouped"))
+        assert r["grouped_over_dense"] == r["grouped_s"] / r["dense_s"]
+    assert positive(masked["call_overhead_pairs"])
 
     assert [r["instances"] for r in result["mis"]] == [3, 10]
     for r in result["mis"]:
@@ -44,3 +52,4 @@ def test_tiny_cpu_run_writes_every_section(tmp_path):
     assert env["device"] == "cpu" and env["tiny"] and set(env["section_seconds"]) == set(result) - {"environment"}
     report = (tmp_path / "gpu_check.md").read_text()
     assert "No GPU was used" in report and "| float16 | 96x64 |" in report and "| 10 |" in report
+    assert "| 96x64 | 3 instances |" in report
