@@ -71,7 +71,8 @@ def test_a_window_that_does_not_fit_the_layout_is_refused(env):
 
 
 def test_32_keyframed_frames_sample_in_16_frame_windows(env):
-    """A whole sampling run of 32 frames whose UNet calls are 16-frame windows (as AnimateDiff-Evolved runs them)."""
+    """A whole sampling run of 32 frames whose UNet calls are 16-frame windows (as AnimateDiff-Evolved runs them).
+    Slow by nature (two runs of 2 steps over 64 latent rows): overlapping 16-frame windows need a 32-frame video."""
     import comfy.sample
     plain = patched(env, moving_box(env, 32), True)
     model = plain.clone()
