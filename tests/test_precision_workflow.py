@@ -21,4 +21,4 @@ def test_boxes_workflow_on_a_half_precision_unet(stand_ins, flags):
         ours = latent(host, host.run(prompt), saver)
         off = latent(host, host.run(instancediffusion_off(prompt)), saver)
     assert torch.isfinite(ours).all()
-    assert_rel_differs(ours, off, 1e-3, "InstanceDiffusion")
+    assert_rel_differs(ours, off, 1e-4, "InstanceDiffusion")  # 1000x fp32 rounding of the latents
