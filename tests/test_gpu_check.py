@@ -24,6 +24,8 @@ def patch_bytes_fp32(width: int) -> int:
 
 
 def test_tiny_cpu_run_writes_every_section(tmp_path):
+    """Slow by nature (~1 min on one core): the script itself in a child process, every section once at tiny sizes;
+    a cheaper run would no longer be the script users run on their GPU."""
     subprocess.run([sys.executable, str(REPO / "scripts" / "gpu_check.py"), "--device", "cpu", "--tiny",
                     "--out", str(tmp_path)], check=True, timeout=600, cwd=REPO)
     result = json.loads((tmp_path / "gpu_check.json").read_text())
