@@ -10,14 +10,30 @@ if str(REPO) not in sys.path:
 
 
 @pytest.fixture(scope="session")
-def host():
-    """A running host with this pack and the test-only nodes (tests/host_nodes/), the random stand-in files in its models folders."""
+def stand_ins():
+    """The random stand-in files in the host's models folders, written once per session (a no-op when present)."""
     import subprocess
     subprocess.run([sys.executable, str(REPO / "scripts" / "make_random_models.py")], check=True,
                    stdout=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="session")
+def host(stand_ins):
+    """A running host with this pack and the test-only nodes (tests/host_nodes/), the random stand-in files in its models folders."""
     from scripts.headless import HostServer
     with HostServer(test_nodes=True) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def formula_tokenizer():
+    """The full-size instance tokenizer filled by the reference weight formula (salt ""), built once per session (the
+    formula costs seconds for its 160M values); eval mode, grad off; tests only run it, never change it."""
+    from instdiff_model.formula import fill_module
+    from instdiff_model.tokenizer import InstanceTokenizer
+    tok = InstanceTokenizer().eval().requires_grad_(False)
+    fill_module(tok, "", prefix="position_net.")
+    return tok
 
 
 @pytest.fixture(scope="session")
@@ -28,10 +44,11 @@ def pack():
 
 
 @pytest.fixture(scope="session")
-def tiny(pack):
+def tiny(pack, formula_tokenizer):
     """The in-process pack's modules by name, and builders of the tiny SD1.5 UNet (32 channels), of the formula
-    InstanceDiffusion weights at its width, of a two-box layout and of a test's set-up from them (`env`); each call
-    builds new objects: tests never share mutable models."""
+    InstanceDiffusion weights at its width (the position net: a copy of `formula_tokenizer`, the same at any width,
+    so its 160M formula values are computed once a session, not once a module), of a two-box layout and of a test's
+    set-up from them (`env`); each call builds new objects: tests never share mutable models."""
     import importlib
     import types
 
@@ -44,8 +61,17 @@ def tiny(pack):
     def unet(seed):
         return random_models.random_sd15_model(seed, 32)
 
-    def instdiff(salt):
-        return mod("instdiff_model.model").InstanceDiffusionModel.from_formula(salt, 32)
+    def instdiff(salt, width=32):
+        """Fusers and ScaleU from the formula with `salt`; the position net's values are the salt-"" formula's (so
+        with salt "" this is exactly InstanceDiffusionModel.from_formula("", width))."""
+        with torch.device("meta"):
+            model = mod("instdiff_model.model").InstanceDiffusionModel(width)
+        net = formula_tokenizer.state_dict()
+        formula_tensor = mod("instdiff_model.formula").formula_tensor
+        model.load_official({model.official_key(k): net[k[len("position_net."):]].clone()
+                             if k.startswith("position_net.") else formula_tensor(model.official_key(k), v.shape, salt)
+                             for k, v in model.state_dict().items()})
+        return model.eval().requires_grad_(False)
 
     def layout(a, b):
         """128x128, caption "c": "a cube" at box a and "a ball" at box b (x, y, w, h pixels)."""

@@ -4,6 +4,8 @@ import types
 import pytest
 import torch
 
+from tolerance import assert_rel_close, assert_rel_differs
+
 FRAMES = 6
 
 
@@ -55,9 +57,10 @@ def test_a_window_gets_the_eps_of_its_frames_in_the_full_batch(env, convention, 
              if convention == "animatediff" else {"context_window": core_window(window)})
     win = unet(model, x[window], ctx[window], extra)
     rows = window + [FRAMES + i for i in window]
-    assert (win - full[rows]).abs().max() < 1e-5
+    # same frames in a smaller batch: only fp32 reduction order differs (a few ulp of the eps' magnitude)
+    assert_rel_close(win, full[rows], 1e-5, "window vs full batch")
     first = unet(model, x[window], ctx[window], {"ad_params": {"sub_idxs": [0, 1, 2, 3]}})
-    assert (first - full[rows]).abs().max() > 1e-4  # other frames' grounding gives other eps
+    assert_rel_differs(first, full[rows], 1e-4, "other frames' grounding")  # gives other eps
 
 
 def test_a_window_that_does_not_fit_the_layout_is_refused(env):
@@ -68,7 +71,8 @@ def test_a_window_that_does_not_fit_the_layout_is_refused(env):
 
 
 def test_32_keyframed_frames_sample_in_16_frame_windows(env):
-    """A whole sampling run of 32 frames whose UNet calls are 16-frame windows (as AnimateDiff-Evolved runs them)."""
+    """A whole sampling run of 32 frames whose UNet calls are 16-frame windows (as AnimateDiff-Evolved runs them).
+    Slow by nature (two runs of 2 steps over 64 latent rows): overlapping 16-frame windows need a 32-frame video."""
     import comfy.sample
     plain = patched(env, moving_box(env, 32), True)
     model = plain.clone()
@@ -77,11 +81,11 @@ def test_32_keyframed_frames_sample_in_16_frame_windows(env):
 
     def windowed(apply_model, args):
         x, t, c = args["input"], args["timestep"], args["c"]
-        n = x.shape[0] // 2
+        copies = x.shape[0] // 32  # cond and uncond in one call (2) or apart (1): the host decides by free memory
         out, count = torch.zeros_like(x), torch.zeros(x.shape[0], 1, 1, 1)
         for w in windows:
-            rows = w + [n + i for i in w]
-            opts = dict(c["transformer_options"], ad_params={"sub_idxs": w, "context_length": 16, "full_length": n})
+            rows = [k * 32 + i for k in range(copies) for i in w]
+            opts = dict(c["transformer_options"], ad_params={"sub_idxs": w, "context_length": 16, "full_length": 32})
             sub = dict(c, transformer_options=opts, c_crossattn=c["c_crossattn"][rows])
             out[rows] += apply_model(x[rows], t[rows], **sub)
             count[rows] += 1
@@ -97,4 +101,6 @@ def test_32_keyframed_frames_sample_in_16_frame_windows(env):
                                         seed=0)
     out = run(model)
     assert seen and set(seen) == {16}
-    assert (out - run(plain)).abs().max() < 1e-4  # the UNet is per frame: windows give the full batch's result
+    # the UNet is per frame: windows give the full batch's result, up to fp32 rounding of the latents' magnitude
+    # (~1e2 here; batch 32 vs 16 sums in another order: 4e-6 of it on an AMD EPYC)
+    assert_rel_close(out, run(plain), 1e-4, "16-frame windows vs the 32-frame batch")

@@ -2,18 +2,24 @@
 import torch
 from safetensors.torch import load_file
 
-from instdiff_model.fourier import NUM_FREQS, fourier_embed, freq_bands
+from instdiff_model.fourier import fourier_embed, freq_bands
 from refpaths import vectors_dir
+from tolerance import rel_err
 
 REF = load_file(str(vectors_dir() / "fourier_embedder.safetensors"))
 
 
 def test_frequency_tables_are_float32_powers_of_100():
-    assert NUM_FREQS == 16
+    for n in (1, 5, 16, 33):  # any count: f_k = 100**(k/n), k = 0..n-1 (1 first, the same ratio each step)
+        f = freq_bands(n)
+        exact = torch.tensor([100.0 ** (k / n) for k in range(n)], dtype=torch.float64)
+        assert f.dtype == torch.float32 and f.shape == (n,) and f[0].item() == 1.0
+        assert rel_err(f, exact) < 1e-6  # float32 rounding of values up to 100 (2^-24 of each, plus the pow)
     assert torch.equal(freq_bands(16), REF["out.freq_bands16"])
     assert torch.equal(freq_bands(8), REF["out.freq_bands8"])
-    assert freq_bands(16)[0].item() == 1.0
-    assert abs(freq_bands(16)[-1].item() - 100 ** (15 / 16)) < 1e-4
+    # the default is UniFusion's 16 frequencies: 2 * 16 features per coordinate, the same as asking for 16
+    x = torch.rand(3, 4, generator=torch.Generator().manual_seed(0))
+    assert fourier_embed(x).shape == (3, 4 * 2 * 16) and torch.equal(fourier_embed(x), fourier_embed(x, 16))
 
 
 def test_embeddings_match_reference():

@@ -81,10 +81,10 @@ def gate_run(env, steps, scheduler, full=0.8, sampler="euler", count_reads=False
     return [n == 16 for n in on], len(evaluations)
 
 
-def test_the_sigma_is_read_from_the_device_at_most_twice_per_unet_call(env):
+def test_the_sigma_is_read_from_the_device_once_per_unet_call(env):
     CountedSigmas.reads = 0
     on, _ = gate_run(env, 10, "normal", full=1.0, count_reads=True)
-    assert all(on) and 10 <= CountedSigmas.reads <= 2 * 10  # gate + new-run check, not once per fuser (16)
+    assert all(on) and CountedSigmas.reads == 10  # one read feeds the gate and the new-run check; not one per fuser
 
 
 def test_official_step_count_with_the_normal_scheduler(env):

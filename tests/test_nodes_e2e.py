@@ -5,6 +5,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from scripts.headless import PromptError
+from tolerance import assert_rel_differs
 from workflows_api import FORMATS, grounded_prompt, layout_json
 
 
@@ -24,7 +25,7 @@ def test_every_format_runs_to_an_image(host, fmt):
         assert im.size == (128, 128) and pv.size == (128, 128)
     ours = latent_of(host, entry, ids["latent"])
     assert torch.isfinite(ours).all()
-    assert (ours - latent_of(host, entry, ids["plain"])).abs().max() > 1e-3, "InstanceDiffusion made no difference"
+    assert_rel_differs(ours, latent_of(host, entry, ids["plain"]), 1e-3, "InstanceDiffusion")
 
 
 def test_gate_off_and_scaleu_off_equals_the_plain_model(host):
@@ -34,7 +35,7 @@ def test_gate_off_and_scaleu_off_equals_the_plain_model(host):
     assert torch.equal(latent_of(host, entry, ids["latent"]), plain)
     prompt, ids = grounded_prompt(FORMATS["boxes"], full=0.0, decay=0.0, scaleu=True, preview=False)
     scaleu_only = latent_of(host, host.run(prompt), ids["latent"])
-    assert (scaleu_only - plain).abs().max() > 1e-3  # ScaleU alone already acts
+    assert_rel_differs(scaleu_only, plain, 1e-3, "ScaleU alone")  # ScaleU alone already acts
 
 
 def test_moving_an_instance_moves_the_difference(host):
@@ -55,8 +56,7 @@ def test_moving_an_instance_moves_the_difference(host):
 def test_grounding_changes_the_result(host, masked):
     prompt, ids = grounded_prompt(FORMATS["boxes"], masked=masked, plain_too=True, preview=False)
     entry = host.run(prompt)
-    diff = (latent_of(host, entry, ids["latent"]) - latent_of(host, entry, ids["plain"])).abs().max()
-    assert diff > 1e-3
+    assert_rel_differs(latent_of(host, entry, ids["latent"]), latent_of(host, entry, ids["plain"]), 1e-3, "grounding")
 
 
 def test_composes_with_another_model_patch(host):
@@ -67,8 +67,8 @@ def test_composes_with_another_model_patch(host):
                           "freeu": dict(extra_model_patch=freeu, full=0.0, scaleu=False)}.items():
         prompt, ids = grounded_prompt(FORMATS["boxes"], preview=False, **options)
         runs[name] = latent_of(host, host.run(prompt), ids["latent"])
-    assert (runs["both"] - runs["instancediffusion"]).abs().max() > 1e-3, "FreeU made no difference"
-    assert (runs["both"] - runs["freeu"]).abs().max() > 1e-3, "InstanceDiffusion made no difference under FreeU"
+    assert_rel_differs(runs["both"], runs["instancediffusion"], 1e-3, "FreeU")
+    assert_rel_differs(runs["both"], runs["freeu"], 1e-3, "InstanceDiffusion under FreeU")
 
 
 @pytest.mark.parametrize("instances, fragment", [

@@ -4,6 +4,8 @@ import types
 import pytest
 import torch
 
+from tolerance import assert_rel_differs
+
 
 @pytest.fixture(scope="module")
 def env(tiny):
@@ -34,7 +36,7 @@ def test_apply_clones_and_leaves_the_input_model_unchanged(env):
     patched = env.apply(grounding_for(env, [box_layout(env, 10)]))
     assert patched is not env.model and repr(env.model.model_options) == before_opts
     assert torch.equal(unet_eps(env.model, x, t, ctx), before_eps)
-    assert (unet_eps(patched, x, t, ctx) - before_eps).abs().max() > 1e-3
+    assert_rel_differs(unet_eps(patched, x, t, ctx), before_eps, 1e-3, "Apply")
     # cloning the patched model shares the fuser weights instead of deep-copying them
     again = patched.clone()
     fp = again.model_options["transformer_options"]["patches"]["middle_patch"][0]

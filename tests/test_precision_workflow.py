@@ -1,24 +1,19 @@
 """A shipped workflow end to end on hosts with a half-precision UNet (CPU): runs, grounds, stays finite."""
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
 from scripts.headless import HostServer, ui_to_api
 from test_workflows import WORKFLOWS, latent, load, shrink
+from tolerance import assert_rel_differs
 from workflows_api import instancediffusion_off, save_latent_after
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 # The host loads the UNet's weights in fp16 / bf16; on a CPU it computes in fp32 (manual cast), and the fusers follow
 # that compute dtype. fp16 / bf16 compute and fp8 weights are covered in-process by tests/test_gpu_citizen.py.
+# Slow by nature (a server of its own per flag: the UNet dtype is a start-up flag of the host, the session's shared
+# server cannot take it).
 @pytest.mark.parametrize("flags", [["--fp16-unet"], ["--bf16-unet"]], ids=["fp16", "bf16"])
-def test_boxes_workflow_on_a_half_precision_unet(flags):
-    subprocess.run([sys.executable, str(REPO / "scripts" / "make_random_models.py")], check=True,
-                   stdout=subprocess.DEVNULL)
+def test_boxes_workflow_on_a_half_precision_unet(stand_ins, flags):
     (path,) = [p for p in WORKFLOWS if p.stem == "instancediffusion_boxes"]
     with HostServer(extra_args=flags) as host:
         prompt = shrink(ui_to_api(load(path), host.object_info))
@@ -26,4 +21,4 @@ def test_boxes_workflow_on_a_half_precision_unet(flags):
         ours = latent(host, host.run(prompt), saver)
         off = latent(host, host.run(instancediffusion_off(prompt)), saver)
     assert torch.isfinite(ours).all()
-    assert (ours - off).abs().max() > 1e-3, "InstanceDiffusion made no difference"
+    assert_rel_differs(ours, off, 1e-4, "InstanceDiffusion")  # 1000x fp32 rounding of the latents

@@ -9,15 +9,16 @@ from instdiff_model.errors import InstDiffError
 from instdiff_model.formula import formula_tensor
 from instdiff_model.scaleu import ScaleU, apply_scaleu, fourier_filter
 from refpaths import unet_dir, vectors_dir
+from tolerance import rel_err
 
 
 @pytest.mark.parametrize("block", sorted(int(p.stem[len("scaleu_block"):]) for p in vectors_dir().glob("scaleu_block*.json")))
 def test_scaleu_vectors(block):
     data = load_file(vectors_dir() / f"scaleu_block{block}.safetensors")
     h, hs = apply_scaleu(data["in.h"], data["in.hs"], data[f"in.scaleu_b_{block}"], data[f"in.scaleu_s_{block}"])
-    err = (torch.cat([h, hs], 1) - data["out.h_cat"]).abs().max().item()
-    print(f"scaleu_block{block}: max abs err {err:.2e}")
-    assert err < 1e-5
+    err = rel_err(torch.cat([h, hs], 1), data["out.h_cat"])
+    print(f"scaleu_block{block}: max err {err:.2e} of the magnitude")
+    assert err < 1e-6  # |h_cat| up to ~9: ~10 ulp of fp32 at that magnitude (FFT kernels differ between CPUs)
 
 
 @pytest.mark.parametrize("name,block", [("scaleu0", 0), ("scaleu5", 5)])

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from instdiff_model.errors import InstDiffError
-from instdiff_model.formula import fill_module, formula_tensor
+from instdiff_model.formula import formula_tensor
 from instdiff_model.layout import Instance, Layout
 from instdiff_model.tokenizer import DROP_CONFIGS, InstanceTokenizer, choose_drop_config
 from refpaths import vectors_dir
@@ -21,11 +21,9 @@ OFFICIAL = [
 
 
 @pytest.fixture(scope="module")
-def net():
+def net(formula_tokenizer):
     torch.set_num_threads(2)
-    model = InstanceTokenizer().eval()
-    fill_module(model, prefix="position_net.")
-    return model
+    return formula_tokenizer
 
 
 def _case(name):
