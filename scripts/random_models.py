@@ -90,7 +90,9 @@ def random_vae(seed: int, tiny: bool = True):
 def write_random_checkpoint(path: str, seed: int) -> None:
     """Write a full-size SD1.5-layout checkpoint (UNet + CLIP-L + VAE, fp16) the host's loader detects as SD1.5."""
     model = random_sd15_model(seed)
-    sd = model.model.state_dict_for_saving(random_clip(seed).get_sd(), random_vae(seed, tiny=False).get_sd(), None)
+    # 2026 cores save through the ModelPatcher (the inner model's method then takes the UNet's dict first)
+    owner = model if hasattr(model, "state_dict_for_saving") else model.model
+    sd = owner.state_dict_for_saving(random_clip(seed).get_sd(), random_vae(seed, tiny=False).get_sd(), None)
     sd = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
     comfy.utils.save_torch_file(sd, path, metadata={"instdiff_random_standin": f"seed={seed}"})
 

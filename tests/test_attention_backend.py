@@ -28,16 +28,18 @@ def eps(env, masked: bool, per: int = 1):
 
 
 class Spy:
-    """Wraps a host attention function and records the shapes of the fusers' calls (query tokens, key tokens, mask)."""
+    """Wraps a host attention function and records the shapes of the fusers' calls (query tokens, key tokens, mask);
+    the host's contract is `f(q, k, v, heads, mask=None, **kwargs)` (newer hosts pass attn_precision=,
+    transformer_options=, ...): the spy takes any keywords and hands them on."""
 
     def __init__(self, fn):
         self.fn, self.calls = fn, []
         self.__name__ = fn.__name__
 
-    def __call__(self, q, k, v, heads, mask=None):
+    def __call__(self, q, k, v, heads, mask=None, **kwargs):
         if k.shape[1] == q.shape[1] + 184:  # the fusers' calls: N visual queries over N+184 keys
             self.calls.append((q.shape[1], k.shape[1], None if mask is None else tuple(mask.shape)))
-        return self.fn(q, k, v, heads, mask=mask)
+        return self.fn(q, k, v, heads, mask=mask, **kwargs)
 
 
 @pytest.fixture

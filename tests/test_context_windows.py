@@ -1,4 +1,5 @@
 """Video context windows: a window of frames gets exactly those frames' grounding (AnimateDiff-Evolved and core)."""
+import inspect
 import types
 
 import pytest
@@ -29,12 +30,14 @@ def patched(env, layouts, masked):
 
 
 def core_window(index_list):
-    """Core's IndexListContextWindow (2026 comfy/context_windows.py), or an object with its fields on older hosts."""
+    """Core's IndexListContextWindow (comfy/context_windows.py; 2026 cores added `total_frames=` and more), or an
+    object with its fields on hosts without it."""
     try:
         from comfy.context_windows import IndexListContextWindow
-        return IndexListContextWindow(index_list, dim=0, total_frames=FRAMES)
     except ImportError:
         return types.SimpleNamespace(index_list=index_list, dim=0, context_length=len(index_list))
+    takes = inspect.signature(IndexListContextWindow).parameters
+    return IndexListContextWindow(index_list, dim=0, **({"total_frames": FRAMES} if "total_frames" in takes else {}))
 
 
 def unet(model, x, ctx, extra):
