@@ -94,6 +94,16 @@ class _TorchZip:
                             f"({e})") from None
         return data
 
+    def _stored_whole(self, ref) -> bool:
+        """The storage's entry holds exactly its bytes, uncompressed, inside the file (how torch.save stores it)."""
+        try:
+            info = self.zip.getinfo(f"{self.prefix}data/{ref.key}")
+        except KeyError:
+            return False
+        nbytes = ref.numel * torch.empty((), dtype=ref.dtype).element_size()
+        return (info.compress_type == zipfile.ZIP_STORED and info.file_size == nbytes
+                and info.header_offset + nbytes <= self.size)
+
     def read_storage(self, ref) -> torch.Tensor:
         name = f"{self.prefix}data/{ref.key}"
         try:
@@ -121,7 +131,8 @@ class _TorchZip:
 
     def materialize(self, lazy: dict, dtype=None) -> dict:
         """{key: LazyTensor} -> {key: Tensor}, reading each needed storage once; views are copied out. A storage
-        larger than the validated tensors in it need is refused before anything is allocated."""
+        larger than the validated tensors in it need is refused before anything is allocated, unless its bytes lie
+        uncompressed in the file as torch.save writes them (a view of a larger tensor then costs at most the file)."""
         by_storage = collections.defaultdict(list)
         for key, t in lazy.items():
             by_storage[t.storage].append(key)
@@ -133,7 +144,7 @@ class _TorchZip:
                 if any(s < 0 for s in t.size) or t.offset < 0 or (all(t.size) and extent > ref.numel):
                     raise InstDiffError(f"{self.path}: tensor {key} lies outside its storage")
                 need += extent if all(t.size) else 0
-            if ref.numel > need:
+            if ref.numel > need and not self._stored_whole(ref):
                 raise not_plain(self.path, f"its storage {ref.key} claims {ref.numel:,} elements but "
                                 f"{', '.join(keys[:3])} use{'s' if len(keys) == 1 else ''} {need:,}")
         out = {}
