@@ -79,9 +79,10 @@ def test_layout_json_table_matches_what_the_layout_node_accepts(pack):
         return dict(base, **{field: value}) if where == "layout" else dict(base, instances=[dict(inst, **{field: value})])
 
     records = set(re.findall(r'"(\w+)"', node_cls.DESCRIPTION))  # the editor's records the node describes
-    assert records <= documented["layout"] | documented["instance"], f"not in the README: {records}"
+    table = "the Layout JSON table of CONTRIBUTING.md"
+    assert records <= documented["layout"] | documented["instance"], f"not in {table}: {records}"
     for where in ("layout", "instance"):
-        assert schema[where] <= documented[where], f"{where} fields not in the README: {schema[where] - documented[where]}"
+        assert schema[where] <= documented[where], f"{where} fields not in {table}: {schema[where] - documented[where]}"
         value = [] if where == "layout" else 0
         with pytest.raises(errors.InstDiffError, match="unknown field"):
             build(doc_with(where, "unknown_field", value))  # the node refuses what it does not know ...
