@@ -25,7 +25,8 @@ let page;
 try {
     page = context.pages()[0] || await context.newPage();
     page.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") result.console.push(`${m.type()}: ${m.text()}`); });
-    page.on("pageerror", (e) => result.console.push(`pageerror: ${e.message}`));
+    page.on("pageerror", (e) => result.console.push(`pageerror: ${e.message} (after step "${result.steps.at(-1)}"; ` +
+        `${(e.stack || "").split("\n").slice(1, 4).map((s) => s.trim()).join(" < ")})`));
     // NEW frontend: skip the templates modal on a fresh user (harmless on the old one), plus the asked-for modes.
     const settings = { "Comfy.TutorialCompleted": true };
     for (const [env, key] of [["INSTDIFF_VUE_NODES", "Comfy.VueNodes.Enabled"], ["INSTDIFF_RIGHT_PANEL", "Comfy.RightSidePanel.IsOpen"]]) {
@@ -269,6 +270,7 @@ try {
     result.workflowLayoutValues = workflow.nodes.find((n) => String(n.id) === ids.layout)?.widgets_values;
     await page.reload({ waitUntil: "domcontentloaded" });
     await ready();
+    await page.waitForTimeout(1500);   // as at the start: let the 2026 frontend finish restoring its workflow
     await page.evaluate(async (wf) => {
         const app = window.comfyAPI?.app?.app || window.app;
         app.graph.clear();
