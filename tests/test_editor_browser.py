@@ -62,7 +62,7 @@ def flow(host):
     out.mkdir(parents=True)
     status_before = _git_status()
     proc = subprocess.run(["node", str(BROWSER_DIR / "editor_flow.mjs"), host.url, str(out)],
-                          cwd=BROWSER_DIR, capture_output=True, text=True, timeout=300)
+                          cwd=BROWSER_DIR, capture_output=True, text=True, timeout=900)
     result_path = out / "result.json"
     assert result_path.exists(), f"browser script failed:\n{proc.stdout}\n{proc.stderr}"
     result = json.loads(result_path.read_text())

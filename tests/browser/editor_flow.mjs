@@ -158,7 +158,7 @@ try {
         const before = new Set(Object.keys(await (await page.request.get(`${url}/history`)).json()));
         await page.evaluate(() => (window.comfyAPI?.app?.app || window.app).queuePrompt(0, 1));
         step("queued");
-        const deadline = Date.now() + 120000;
+        const deadline = Date.now() + 240000;   // generous: CI machines may be loaded
         let entry = null;
         while (Date.now() < deadline && !entry) {
             const hist = await (await page.request.get(`${url}/history`)).json();
