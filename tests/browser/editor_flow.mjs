@@ -93,7 +93,18 @@ try {
     };
 
     // ---- graph: layout -> preview -> save, plus the tiny-model sampling chain using the same layout
-    const ids = await page.evaluate(({ W, H }) => {
+    // The 2026 frontend loads its start-up workflow late (slow machines, Nodes 2.0): wait for it, and build again
+    // should it still replace the graph built here.
+    await page.waitForFunction(() => {
+        const g = (window.comfyAPI?.app?.app || window.app).graph;
+        return (g._nodes || g.nodes).length > 0;
+    }, null, { timeout: 15000 }).catch(() => {});
+    const kept = async (id) => {
+        await page.waitForTimeout(1000);
+        return page.evaluate((id) => window.__instdiffGraph.node(id)?.type === "InstanceDiffusionLayout" &&
+            !!document.querySelector(".instdiff-frame"), id);
+    };
+    const buildMain = () => page.evaluate(({ W, H }) => {
         const app = window.comfyAPI?.app?.app || window.app;
         app.graph.clear();
         const { add, link } = window.__instdiffGraph;
@@ -124,6 +135,11 @@ try {
         app.graph.setDirtyCanvas(true, true);
         return { layout: String(layout.id), preview: String(preview.id), savePreview: String(savePrev.id), saveImage: String(saveImg.id) };
     }, { W, H });
+    let ids = await buildMain();
+    for (let i = 0; !(await kept(ids.layout)); i++) {
+        if (i === 4) throw new Error("the graph built here kept being replaced");
+        ids = await buildMain();
+    }
     result.ids = ids;
     step("graph built");
     await reveal();
@@ -194,7 +210,8 @@ try {
     result.sizes.push(await frameSize());
     result.selected = await page.evaluate((id) => {
         const app = window.comfyAPI?.app?.app || window.app;
-        return Object.values(app.canvas.selected_nodes || {}).map((n) => String(n.id)).includes(String(id));
+        const picked = [...Object.values(app.canvas.selected_nodes || {}), ...(app.canvas.selectedItems || [])];  // 2024, 2026
+        return picked.map((n) => String(n.id)).includes(String(id));
     }, ids.layout);
     await page.screenshot({ path: path.join(outDir, "page_selected.png") });
     step("selected");
