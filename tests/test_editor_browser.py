@@ -19,7 +19,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 BROWSER_DIR = REPO / "tests" / "browser"
 CHROMIUM = os.environ.get("INSTDIFF_CHROMIUM", "/usr/bin/chromium")
-OUT = REPO / "out" / "editor_browser"
+OUT = Path(os.environ.get("INSTDIFF_BROWSER_OUT", REPO / "out" / "editor_browser"))  # another folder for parallel runs
 W, H = 256, 192
 
 

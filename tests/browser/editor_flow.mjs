@@ -192,12 +192,20 @@ try {
         return { frameW: r.width, frameH: r.height, canvasW: c.width, canvasH: c.height };
     });
     const clickTitle = async (id) => {
-        const [x, y] = await page.evaluate((id) => {
+        const titleAt = () => page.evaluate((id) => {
             const app = window.comfyAPI?.app?.app || window.app;
             const n = window.__instdiffGraph.node(id), ds = app.canvas.ds, r = app.canvas.canvas.getBoundingClientRect();
             return [r.left + (n.pos[0] + 80 + ds.offset[0]) * ds.scale, r.top + (n.pos[1] - 15 + ds.offset[1]) * ds.scale];
         }, id);
+        let [x, y] = await titleAt();
+        if (y < 120) {   // a tall node (the 2026 caption box grows) has its title above the page: bring it down
+            await page.evaluate((dy) => window.__instdiffGraph.pan(0, dy), 160 - y);
+            await page.waitForTimeout(300);
+            [x, y] = await titleAt();
+        }
         await page.mouse.click(x, y);
+        await page.waitForTimeout(300);
+        await reveal();
     };
 
     // the editor keeps its size when the node gets selected, by its title or by a click in the editor
