@@ -3,8 +3,9 @@
 # scribble, polygon, mask) with real mouse events, types captions, queues the prompt, then reloads the page and
 # loads the saved workflow. Here we check what the backend received, the Layout Preview picture and the restore.
 # It also opens the pop-out editor (draws, undoes/redoes, deletes with keys, closes with Esc) and checks that after
-# a seeded run the editor shows the backend's merged layout exactly. Screenshots go to the pytest tmp dir; the
-# editor and pop-out screenshots are also copied to docs/editor.png and docs/editor-popout.png.
+# a seeded run the editor shows the backend's merged layout exactly. Screenshots and result.json go to
+# out/editor_browser/ (ignored by git: the suite never rewrites a tracked file; scripts/refresh_docs_pictures.py
+# refreshes docs/*.png on purpose). The flow reads the frontend's settings from the environment (see editor_flow.mjs).
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 BROWSER_DIR = REPO / "tests" / "browser"
 CHROMIUM = os.environ.get("INSTDIFF_CHROMIUM", "/usr/bin/chromium")
+OUT = Path(os.environ.get("INSTDIFF_BROWSER_OUT", REPO / "out" / "editor_browser"))  # another folder for parallel runs
 W, H = 256, 192
 
 
@@ -36,6 +38,10 @@ def _ensure_browser():
     subprocess.run([str(REPO / "scripts" / "setup_browser.sh")], check=True, timeout=900)
 
 
+def _git_status():
+    return subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+
+
 def _hex(c):
     return np.array([int(c[k:k + 2], 16) for k in (1, 3, 5)], dtype=float)
 
@@ -46,24 +52,39 @@ def _blend(col, alpha):
 
 
 @pytest.fixture(scope="module")
-def flow(host, tmp_path_factory):
+def flow(host):
     _ensure_browser()
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
-    out = tmp_path_factory.mktemp("editor_browser")
+    out = OUT
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    status_before = _git_status()
     proc = subprocess.run(["node", str(BROWSER_DIR / "editor_flow.mjs"), host.url, str(out)],
-                          cwd=BROWSER_DIR, capture_output=True, text=True, timeout=300)
+                          cwd=BROWSER_DIR, capture_output=True, text=True, timeout=900)
     result_path = out / "result.json"
     assert result_path.exists(), f"browser script failed:\n{proc.stdout}\n{proc.stderr}"
     result = json.loads(result_path.read_text())
     assert not result.get("error"), f"{result['error']}\nsteps: {result['steps']}\nconsole: {result['console']}"
-    for name in ("editor.png", "editor-popout.png"):
-        if (out / name).exists():
-            (REPO / "docs").mkdir(exist_ok=True)
-            shutil.copyfile(out / name, REPO / "docs" / name)
     result["out"] = out
+    result["git_status"] = (status_before, _git_status())
     return result
+
+
+def test_the_flow_leaves_the_tree_as_it_was(flow):
+    before, after = flow["git_status"]
+    assert after == before, f"the browser flow changed the checkout (screenshots belong in out/):\n{after}"
+    assert (flow["out"] / "editor.png").exists() and (flow["out"] / "editor-popout.png").exists()
+
+
+def test_editor_keeps_its_size_when_its_node_is_selected(flow):
+    # by its title, then by a click in the editor (on the 2026 frontend both show the node in the Parameters panel)
+    assert flow["selected"], flow["sizes"]
+    first, *after = flow["sizes"]
+    assert first["canvasW"] > 300, first
+    for size in after:
+        assert size == pytest.approx(first, abs=2), flow["sizes"]
 
 
 def test_drawing_is_the_layout_json(flow):

@@ -13,6 +13,24 @@ import { LayoutEditor } from "./instdiff_editor/view.js";
 
 const NODE = "InstanceDiffusionLayout";
 
+/**
+ * The editor's size and place come from the node, whoever else draws the widget. In classic mode the 2026
+ * frontend's right-side Parameters panel draws a selected node's DOM widget on its own canvas, writing the panel's
+ * width and y = 0 into the widget; the canvas overlay would then shrink and shift the editor in the node. So the
+ * widget has no width of its own (the overlay takes the node's), and a draw on any canvas but the graph's restores
+ * the node's y and shows a compact view of the drawing instead.
+ */
+function keepNodeGeometry(widget, editor) {
+    Object.defineProperty(widget, "width", { get: () => undefined, set: () => {}, configurable: true });
+    const draw = widget.draw;
+    let y = widget.y;
+    widget.draw = function (ctx, node, width, posY, height) {
+        if (!ctx?.canvas || ctx.canvas === app.canvas?.canvas) { y = this.y; return draw?.apply(this, arguments); }
+        if (y !== undefined) this.y = y;
+        editor.drawCompact(ctx, width, height);
+    };
+}
+
 app.registerExtension({
     name: "InstanceDiffusion.LayoutEditor",
     async beforeRegisterNodeDef(nodeType, nodeData) {
@@ -33,6 +51,7 @@ app.registerExtension({
                 onDraw: () => editor.sync(),
             });
             editor.widget = widget;
+            keepNodeGeometry(widget, editor);
             // Follow the other widgets: callbacks fire on user edits; the poll catches configure/paste/API changes.
             for (const name of ["width", "height", "caption", "layout_json"]) {
                 const w = this.widgets?.find((x) => x.name === name);

@@ -3,6 +3,11 @@
 // Builds a graph on the host's UI, draws one instance of each kind with real mouse events, types captions,
 // queues the prompt, waits for the run, then reloads the page, loads the saved workflow and checks the restore.
 // Writes <artifact dir>/result.json (read by tests/test_editor_browser.py) and screenshots.
+// Independent of the frontend version: node ids are compared as strings (graph.serialize() writes numbers where
+// createNode gave strings), and the canvas is scrolled until the editor is in view whatever the node sizes are.
+// The 2026 frontend's settings come from the environment (unset: the host's defaults):
+//   INSTDIFF_VUE_NODES=1|0   Nodes 2.0 (Comfy.VueNodes.Enabled) on or off
+//   INSTDIFF_RIGHT_PANEL=1|0 the right-side Parameters panel open or closed (Comfy.RightSidePanel.IsOpen)
 import fs from "node:fs";
 import path from "node:path";
 import { launchForHost } from "./launch.mjs";
@@ -20,9 +25,16 @@ let page;
 try {
     page = context.pages()[0] || await context.newPage();
     page.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") result.console.push(`${m.type()}: ${m.text()}`); });
-    page.on("pageerror", (e) => result.console.push(`pageerror: ${e.message}`));
-    // NEW frontend: skip the templates modal on a fresh user (harmless on the old one).
-    await page.request.post(`${url}/settings`, { data: { "Comfy.TutorialCompleted": true } }).catch(() => {});
+    page.on("pageerror", (e) => result.console.push(`pageerror: ${e.message} (after step "${result.steps.at(-1)}"; ` +
+        `${(e.stack || "").split("\n").slice(1, 4).map((s) => s.trim()).join(" < ")})`));
+    // NEW frontend: skip the templates modal on a fresh user (harmless on the old one), plus the asked-for modes.
+    const settings = { "Comfy.TutorialCompleted": true };
+    for (const [env, key] of [["INSTDIFF_VUE_NODES", "Comfy.VueNodes.Enabled"], ["INSTDIFF_RIGHT_PANEL", "Comfy.RightSidePanel.IsOpen"]]) {
+        if (process.env[env]) settings[key] = process.env[env] === "1";
+    }
+    await page.request.post(`${url}/settings`, { data: settings }).catch(() => {});
+    const stats = await (await page.request.get(`${url}/system_stats`)).json().catch(() => ({}));
+    result.frontend = { core: stats?.system?.comfyui_version ?? null, settings };
 
     const ready = async () => {
         await page.waitForFunction(() => {
@@ -34,6 +46,17 @@ try {
     await page.addInitScript(() => {
         const app = () => window.comfyAPI?.app?.app || window.app;
         window.__instdiffGraph = {
+            node(id) {   // by id of either type
+                const g = app().graph;
+                return g.getNodeById(id) ?? g.getNodeById(Number(id)) ?? (g._nodes || g.nodes).find((n) => String(n.id) === String(id));
+            },
+            // Scroll the canvas by (dx, dy) screen pixels.
+            pan(dx, dy) {
+                const ds = app().canvas.ds;
+                ds.offset[0] += dx / ds.scale;
+                ds.offset[1] += dy / ds.scale;
+                app().graph.setDirtyCanvas(true, true);
+            },
             add(type, pos, values = {}) {
                 const n = window.LiteGraph.createNode(type);
                 n.pos = pos;
@@ -56,10 +79,32 @@ try {
     await page.goto(url, { waitUntil: "domcontentloaded" });
     await ready();
     await page.waitForTimeout(1500);   // the 2026 frontend may still be loading its default workflow
+    result.frontend.version = await page.evaluate(() => window.__COMFYUI_FRONTEND_VERSION__ ?? null);
     step("app ready");
+    // Scroll the canvas until the node's editor sits at (100, 130) of the page, below the 2026 top menus (node sizes differ between frontends).
+    const reveal = async () => {
+        for (let i = 0; i < 20; i++) {
+            const r = await page.evaluate(() => document.querySelector(".instdiff-frame .instdiff-editor")?.getBoundingClientRect().toJSON());
+            if (r && r.width > 0 && Math.abs(r.left - 100) < 2 && Math.abs(r.top - 130) < 2) return;
+            if (r && r.width > 0) await page.evaluate(([dx, dy]) => window.__instdiffGraph.pan(dx, dy), [100 - r.left, 130 - r.top]);
+            await page.waitForTimeout(150);
+        }
+        throw new Error("the layout editor did not come into view");
+    };
 
     // ---- graph: layout -> preview -> save, plus the tiny-model sampling chain using the same layout
-    const ids = await page.evaluate(({ W, H }) => {
+    // The 2026 frontend loads its start-up workflow late (slow machines, Nodes 2.0): wait for it, and build again
+    // should it still replace the graph built here.
+    await page.waitForFunction(() => {
+        const g = (window.comfyAPI?.app?.app || window.app).graph;
+        return (g._nodes || g.nodes).length > 0;
+    }, null, { timeout: 15000 }).catch(() => {});
+    const kept = async (id) => {
+        await page.waitForTimeout(1000);
+        return page.evaluate((id) => window.__instdiffGraph.node(id)?.type === "InstanceDiffusionLayout" &&
+            !!document.querySelector(".instdiff-frame"), id);
+    };
+    const buildMain = () => page.evaluate(({ W, H }) => {
         const app = window.comfyAPI?.app?.app || window.app;
         app.graph.clear();
         const { add, link } = window.__instdiffGraph;
@@ -88,10 +133,16 @@ try {
         app.canvas.ds.scale = 1;
         app.canvas.ds.offset = [90, 70];  // clear of the side bar and top menu of the new frontend
         app.graph.setDirtyCanvas(true, true);
-        return { layout: layout.id, preview: preview.id, savePreview: savePrev.id, saveImage: saveImg.id };
+        return { layout: String(layout.id), preview: String(preview.id), savePreview: String(savePrev.id), saveImage: String(saveImg.id) };
     }, { W, H });
+    let ids = await buildMain();
+    for (let i = 0; !(await kept(ids.layout)); i++) {
+        if (i === 4) throw new Error("the graph built here kept being replaced");
+        ids = await buildMain();
+    }
     result.ids = ids;
     step("graph built");
+    await reveal();
 
     const editor = page.locator(".instdiff-editor").first();
     await editor.waitFor({ state: "visible", timeout: 10000 });
@@ -123,7 +174,7 @@ try {
         const before = new Set(Object.keys(await (await page.request.get(`${url}/history`)).json()));
         await page.evaluate(() => (window.comfyAPI?.app?.app || window.app).queuePrompt(0, 1));
         step("queued");
-        const deadline = Date.now() + 120000;
+        const deadline = Date.now() + 240000;   // generous: CI machines may be loaded
         let entry = null;
         while (Date.now() < deadline && !entry) {
             const hist = await (await page.request.get(`${url}/history`)).json();
@@ -133,10 +184,45 @@ try {
         }
         return entry;
     };
-    const layoutValue = () => page.evaluate((id) => {
+    const layoutValue = () => page.evaluate((id) => window.__instdiffGraph.node(id).widgets.find((w) => w.name === "layout_json").value, ids.layout);
+    // The editor's size on the page, and a click on the node's title (selects it: the 2026 Parameters panel shows it).
+    const frameSize = () => page.evaluate(() => {
+        const r = document.querySelector(".instdiff-frame").getBoundingClientRect();
+        const c = document.querySelector(".instdiff-frame canvas").getBoundingClientRect();
+        return { frameW: r.width, frameH: r.height, canvasW: c.width, canvasH: c.height };
+    });
+    const clickTitle = async (id) => {
+        const titleAt = () => page.evaluate((id) => {
+            const app = window.comfyAPI?.app?.app || window.app;
+            const n = window.__instdiffGraph.node(id), ds = app.canvas.ds, r = app.canvas.canvas.getBoundingClientRect();
+            return [r.left + (n.pos[0] + 80 + ds.offset[0]) * ds.scale, r.top + (n.pos[1] - 15 + ds.offset[1]) * ds.scale];
+        }, id);
+        let [x, y] = await titleAt();
+        if (y < 120) {   // a tall node (the 2026 caption box grows) has its title above the page: bring it down
+            await page.evaluate((dy) => window.__instdiffGraph.pan(0, dy), 160 - y);
+            await page.waitForTimeout(300);
+            [x, y] = await titleAt();
+        }
+        await page.mouse.click(x, y);
+        await page.waitForTimeout(300);
+        await reveal();
+    };
+
+    // the editor keeps its size when the node gets selected, by its title or by a click in the editor
+    result.sizes = [await frameSize()];
+    await clickTitle(ids.layout);
+    await page.waitForTimeout(500);
+    result.sizes.push(await frameSize());
+    await editor.locator(".ide-status").click();
+    await page.waitForTimeout(500);
+    result.sizes.push(await frameSize());
+    result.selected = await page.evaluate((id) => {
         const app = window.comfyAPI?.app?.app || window.app;
-        return app.graph.getNodeById(id).widgets.find((w) => w.name === "layout_json").value;
+        const picked = [...Object.values(app.canvas.selected_nodes || {}), ...(app.canvas.selectedItems || [])];  // 2024, 2026
+        return picked.map((n) => String(n.id)).includes(String(id));
     }, ids.layout);
+    await page.screenshot({ path: path.join(outDir, "page_selected.png") });
+    step("selected");
 
     // 0: box, drawn then moved with the select tool (and the move undone/redone)
     await action("add"); await caption(0, "a red box");
@@ -166,20 +252,30 @@ try {
     await page.waitForTimeout(200);
     result.layoutJson = await layoutValue();
     // the canvas fills the node's width (at the layout's aspect) and the JSON text is hidden
+    // layout_json text boxes shown on the node (not elsewhere, e.g. in the 2026 Parameters panel)
+    const jsonBoxes = () => page.evaluate((id) => {
+        const app = window.comfyAPI?.app?.app || window.app;
+        const n = window.__instdiffGraph.node(id), ds = app.canvas.ds, r = app.canvas.canvas.getBoundingClientRect();
+        const [x0, y0] = [r.left + (n.pos[0] + ds.offset[0]) * ds.scale, r.top + (n.pos[1] + ds.offset[1]) * ds.scale];
+        const onNode = (b) => b.x + b.width / 2 > x0 && b.x + b.width / 2 < x0 + n.size[0] * ds.scale &&
+            b.y + b.height / 2 > y0 && b.y + b.height / 2 < y0 + n.size[1] * ds.scale;
+        return [...document.querySelectorAll("textarea")].filter((t) => t.value.includes("instdiff.layout") && t.offsetParent &&
+            t.getBoundingClientRect().height > 10 && onNode(t.getBoundingClientRect())).length;
+    }, ids.layout);
     result.fit = await page.evaluate(() => {
         const c = document.querySelector(".instdiff-editor canvas").getBoundingClientRect();
         const f = document.querySelector(".instdiff-frame").getBoundingClientRect();
-        const ta = [...document.querySelectorAll("textarea")].filter((t) => t.value.includes("instdiff.layout") && t.offsetParent);
-        return { canvasW: c.width, canvasH: c.height, frameW: f.width, visibleJsonBoxes: ta.length };
+        return { canvasW: c.width, canvasH: c.height, frameW: f.width };
     });
-    const jsonBoxes = () => page.evaluate(() => [...document.querySelectorAll("textarea")]
-        .filter((t) => t.value.includes("instdiff.layout") && t.offsetParent && t.getBoundingClientRect().height > 10).length);
+    result.fit.visibleJsonBoxes = await jsonBoxes();
     await action("json");
     await page.waitForTimeout(200);
     result.fit.jsonShown = await jsonBoxes();
+    await reveal();                                         // the node grew for the text
     await action("json");
     await page.waitForTimeout(200);
     result.fit.jsonHiddenAgain = await jsonBoxes();
+    await reveal();
     await page.mouse.move(5, 5);                            // no hover highlight in the picture
     await page.waitForTimeout(100);
     await editor.screenshot({ path: path.join(outDir, "editor.png") });
@@ -196,9 +292,10 @@ try {
 
     // ---- save the workflow, reload the page, load it back
     const workflow = await page.evaluate(() => (window.comfyAPI?.app?.app || window.app).graph.serialize());
-    result.workflowLayoutValues = workflow.nodes.find((n) => n.id === ids.layout)?.widgets_values;
+    result.workflowLayoutValues = workflow.nodes.find((n) => String(n.id) === ids.layout)?.widgets_values;
     await page.reload({ waitUntil: "domcontentloaded" });
     await ready();
+    await page.waitForTimeout(1500);   // as at the start: let the 2026 frontend finish restoring its workflow
     await page.evaluate(async (wf) => {
         const app = window.comfyAPI?.app?.app || window.app;
         app.graph.clear();
@@ -209,6 +306,7 @@ try {
     }, workflow);
     step("reloaded");
     await page.waitForTimeout(800);
+    await reveal();
     result.restoredJson = await layoutValue();
     result.restoredRows = await page.locator(".instdiff-editor .ide-row").count();
     result.restoredCaptions = await page.locator(".instdiff-editor .ide-row input[type=text]").evaluateAll((xs) => xs.map((x) => x.value));
@@ -269,12 +367,12 @@ try {
         app.canvas.ds.scale = 1;
         app.canvas.ds.offset = [90, 70];
         app.graph.setDirtyCanvas(true, true);
-        return { layout: layout.id, save: save.id };
+        return { layout: String(layout.id), save: String(save.id) };
     }, { W, H });
     result.seedIds = seedIds;
+    await reveal();
     const seedLayoutValue = () => page.evaluate((id) => {
-        const app = window.comfyAPI?.app?.app || window.app;
-        const n = app.graph.getNodeById(id);
+        const n = window.__instdiffGraph.node(id);
         return { json: n.widgets.find((w) => w.name === "layout_json").value,
                  width: n.widgets.find((w) => w.name === "width").value, height: n.widgets.find((w) => w.name === "height").value };
     }, seedIds.layout);
@@ -291,18 +389,18 @@ try {
     result.seedSecond = await queueAndWait();
     // the editor shows the backend's merge exactly: resize (seeds shown dashed, as of the last run), run, compare
     await page.evaluate((id) => {
-        const w = (window.comfyAPI?.app?.app || window.app).graph.getNodeById(id).widgets.find((x) => x.name === "height");
+        const w = window.__instdiffGraph.node(id).widgets.find((x) => x.name === "height");
         w.value = 200; w.callback?.(200);
     }, seedIds.layout);
     await page.waitForTimeout(300);
     const shownByEditor = () => page.evaluate((id) => {
-        const ed = (window.comfyAPI?.app?.app || window.app).graph.getNodeById(id).instdiffEditor;
+        const ed = window.__instdiffGraph.node(id).instdiffEditor;
         return ed.doc.instances.map((i) => ({ caption: i.caption, box: i.box, origin: i.origin, stale: i.stale }));
     }, seedIds.layout);
     result.seedStale = await shownByEditor();
     result.seedThird = await queueAndWait();
     await page.waitForFunction((id) => {
-        const ed = (window.comfyAPI?.app?.app || window.app).graph.getNodeById(id).instdiffEditor;
+        const ed = window.__instdiffGraph.node(id).instdiffEditor;
         return ed.doc.height === 200 && !ed.doc.instances.some((i) => i.stale);
     }, seedIds.layout, { timeout: 10000 });
     result.seedShown = await shownByEditor();

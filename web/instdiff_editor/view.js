@@ -115,6 +115,16 @@ export class LayoutEditor {
         return Math.round(chrome + Math.min(2400, canvasW * this.doc.height / this.doc.width)) + 20;
     }
 
+    /** The compact view drawn where the widget is shown outside the node (the 2026 Parameters panel): a thumbnail
+     *  of the drawing at that width and a line saying where to edit it; the editor itself stays on the node. */
+    drawCompact(ctx, width, height) {
+        const k = Math.min((width - 4) / this.doc.width, (Math.max(40, height) - 22) / this.doc.height);
+        ctx.fillStyle = "#8a8";
+        ctx.font = "11px sans-serif";
+        ctx.fillText(`${this.doc.instances.length} instance(s): edit on the node`, 2, 13);
+        if (k > 0 && this.canvas.width > 1) ctx.drawImage(this.canvas, 2, 20, this.doc.width * k, this.doc.height * k);
+    }
+
     setTool(id) {
         if (this.poly && id !== "polygon") this.closePolygon();
         this.tool = id;
