@@ -369,7 +369,8 @@ def test_node_bounding_boxes_in_and_out_round_trip(nodes):
 def test_node_types_load_on_any_host(nodes):
     """Plain type strings: the 2024 host knows neither core box type; socket-only (no canvas widget in 2026)."""
     spec = nodes.LayoutFromDetections.INPUT_TYPES()["optional"]
-    assert spec["bounding_boxes"] == ("BOUNDING_BOX", {"forceInput": True})
+    assert spec["bounding_boxes"][0] == "BOUNDING_BOX" and spec["bounding_boxes"][1]["forceInput"] is True
+    assert set(spec["bounding_boxes"][1]) == {"forceInput", "tooltip"}  # no widget options: a socket everywhere
     assert spec["boxes_with_metadata"][0] == "BOUNDING_BOXES" and spec["boxes_with_metadata"][1]["forceInput"]
     assert spec["elements"][0] == "ARRAY"
     assert nodes.LayoutToBoundingBoxes.RETURN_TYPES == ("BOUNDING_BOX", "STRING", "MASK", "BOUNDING_BOXES")

@@ -31,7 +31,7 @@ def one(key, value=None, **extra):
 
 def test_every_kind_has_a_field_a_sample_and_a_place_in_every_order():
     fields = [f.name for f in dataclasses.fields(L.Instance)]
-    assert fields == ["caption", *loc.KEYS, "color"]
+    assert fields == ["caption", *loc.KEYS, "color", "weight"]
     assert L._INSTANCE_KEYS == set(fields)
     assert sorted(SAMPLES) == sorted(loc.KEYS)
     assert sorted(k.key for k in loc.SHAPE_ORDER) == sorted(loc.KEYS)

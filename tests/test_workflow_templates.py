@@ -76,7 +76,7 @@ def test_every_product_node_is_in_a_shipped_workflow(pack):
 
 
 def test_the_generator_covers_every_shipped_workflow():
-    made = set(build_workflows.WORKFLOWS) | {"instancediffusion_bounding_boxes_2026"}
+    made = set(build_workflows.WORKFLOWS) | set(build_workflows.EDIT_NOTES) | {"instancediffusion_bounding_boxes_2026"}
     assert {p.stem for p in WORKFLOWS} == made == set(build_workflows.TITLES)
     for p in WORKFLOWS:
         json.loads(p.read_text())

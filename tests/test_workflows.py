@@ -68,7 +68,7 @@ def test_official_settings_workflow_has_the_official_values():
     seed, _, steps, cfg, sampler_name, scheduler, denoise, mis, max_batch = sampler["widgets_values"]
     assert (steps, cfg, sampler_name, scheduler, denoise, mis) == (50, 7.5, "ddim", "ddim_uniform", 1.0, 0.36)
     (apply,) = by_type(wf, "ApplyInstanceDiffusion")
-    assert apply["widgets_values"] == [0.8, 0.0, True, False]
+    assert apply["widgets_values"] == [0.8, 0.0, True, False, 1.0]  # strength 1: the official model
     assert by_type(wf, "LoadInstanceDiffusion")[0]["widgets_values"][0] == "instancediffusion_sd15.pth"
     assert by_type(wf, "CheckpointLoaderSimple")[0]["widgets_values"] == ["v1-5-pruned-emaonly-fp16.safetensors"]
 
