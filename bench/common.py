@@ -40,7 +40,7 @@ def setup(device: str):
     for short, name in [("patch", "nodes.patch"), ("sampler", "nodes.sampler"),
                         ("grounding", "instdiff_model.grounding"), ("model", "instdiff_model.model"),
                         ("layout", "instdiff_model.layout"), ("preprocess", "instdiff_model.preprocess"),
-                        ("tokenizer", "instdiff_model.tokenizer"), ("blocks", "instdiff_model.blocks"),
+                        ("position_net", "instdiff_model.position_net"), ("blocks", "instdiff_model.blocks"),
                         ("mis", "instdiff_model.mis"), ("grouped", "instdiff_model.grouped_attention"),
                         ("masked", "instdiff_model.masked_attention")]:
         setattr(m, short, importlib.import_module(pack.__name__ + "." + name))
@@ -123,7 +123,7 @@ def phrase_embeddings(n: int, seed: int = 0):
 
 
 def make_grounding(m, instdiff, layout, drop=None, seed=0):
-    drop = drop or m.tokenizer.choose_drop_config(layout)
+    drop = drop or m.position_net.choose_drop_config(layout)
     return m.grounding.build_grounding(instdiff.position_net, [layout],
                                        [phrase_embeddings(len(layout.instances), seed)], drop, seed)
 

@@ -27,7 +27,7 @@ def section1(m, cfg, rep: Report, tiny):
     for n in counts:
         for fmt in fmts:
             lay = make_layout(m, n, fmt)
-            drop = m.tokenizer.choose_drop_config(lay)
+            drop = m.position_net.choose_drop_config(lay)
             emb = phrase_embeddings(n)
             pre, fwd, tot = [], [], []
             make_grounding(m, big, lay, drop)  # warm-up for this shape

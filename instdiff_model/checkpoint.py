@@ -301,7 +301,7 @@ class _Safetensors:
 
 def expected_spec() -> dict:
     """{official key: shape} of all 513 parameters InstanceDiffusion adds to SD1.5."""
-    from .tokenizer import InstanceTokenizer
+    from .position_net import InstanceTokenizer
 
     with torch.device("meta"):
         position_net = InstanceTokenizer()

@@ -7,7 +7,7 @@ from .checkpoint import DEFAULT_WEIGHTS, POSITION_NET_PREFIX, read_weights, vali
 from .formula import formula_tensor
 from .fuser import GatedSelfAttentionDense
 from .scaleu import ScaleU
-from .tokenizer import InstanceTokenizer
+from .position_net import InstanceTokenizer
 
 MODEL_CHANNELS = 320
 

@@ -13,7 +13,7 @@ from . import preprocess as P
 from .constants import CONTEXT_DIM
 from .formula import fill_module, formula_tensor
 from .fourier import fourier_embed, freq_bands
-from .tokenizer import DROP_CONFIGS, InstanceTokenizer
+from .position_net import DROP_CONFIGS, InstanceTokenizer
 
 TOLERANCES = {"fourier_embedder": 1e-5, "position_net": 1e-4, "fuser": 1e-4, "scaleu": 1e-5, "preprocess": 0.0}
 TOKENIZER_INPUTS = ("boxes", "masks", "positive_embeddings", "scribbles", "polygons", "segs", "points")

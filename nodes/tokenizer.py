@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 from ..instdiff_model.errors import InstDiffError
 from ..instdiff_model.grounding import Grounding, build_grounding
-from ..instdiff_model.tokenizer import DROP_CONFIGS, choose_drop_config
+from ..instdiff_model.position_net import DROP_CONFIGS, choose_drop_config
 from . import host_api
 from .clip_text import encode_captions
 

@@ -58,7 +58,7 @@ def setup(device: str, lowvram: bool = False):
         torch=torch, mm=mm, sample=comfy.sample, supported=comfy.supported_models, device=mm.get_torch_device(),
         rm=importlib.import_module("scripts.random_models"), model=mod("instdiff_model.model"),
         layout=mod("instdiff_model.layout"), grounding=mod("instdiff_model.grounding"), mis=mod("instdiff_model.mis"),
-        tokenizer=mod("instdiff_model.tokenizer"), apply=mod("nodes.apply"), sampler=mod("nodes.sampler"),
+        position_net=mod("instdiff_model.position_net"), apply=mod("nodes.apply"), sampler=mod("nodes.sampler"),
         tokenizer_node=mod("nodes.tokenizer"), loader=mod("nodes.loader"),
         attention=importlib.import_module("comfy.ldm.modules.attention"))
 
@@ -161,7 +161,7 @@ def conditioning(h, model, lay, seed: int = 0, cached: bool = True):
     torch = h.torch
     emb = torch.randn(len(lay.instances), 768, generator=torch.Generator().manual_seed(seed))
     net = h.tokenizer_node.load_position_net(model)
-    g = h.grounding.build_grounding(net, [lay], [emb], h.tokenizer.choose_drop_config(lay), seed)
+    g = h.grounding.build_grounding(net, [lay], [emb], h.position_net.choose_drop_config(lay), seed)
     gen = torch.Generator().manual_seed(seed + 1)
     captions = tuple(torch.randn(1, 77, 768, generator=gen) for _ in lay.instances)
     _CONDITIONINGS[key] = h.tokenizer_node.InstanceConditioning(g, captions)

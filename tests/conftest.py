@@ -30,7 +30,7 @@ def formula_tokenizer():
     """The full-size instance tokenizer filled by the reference weight formula (salt ""), built once per session (the
     formula costs seconds for its 160M values); eval mode, grad off; tests only run it, never change it."""
     from instdiff_model.formula import fill_module
-    from instdiff_model.tokenizer import InstanceTokenizer
+    from instdiff_model.position_net import InstanceTokenizer
     tok = InstanceTokenizer().eval().requires_grad_(False)
     fill_module(tok, "", prefix="position_net.")
     return tok

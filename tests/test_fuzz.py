@@ -21,7 +21,7 @@ from instdiff_model.importers import from_coco, from_official_demo
 from instdiff_model.layout import Instance, Layout
 from instdiff_model.preprocess import layout_to_grounding_inputs
 from instdiff_model.rle import rle_encode
-from instdiff_model.tokenizer import choose_drop_config
+from instdiff_model.position_net import choose_drop_config
 
 # INSTDIFF_FUZZ_EXAMPLES overrides the case count (e.g. 100 for a quick local pass). Slow by design: 1000 cases per
 # target (~10-20 s each on one core) is what finds the rare layouts; the tokenizer's 15 share one formula tokenizer.

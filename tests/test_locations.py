@@ -10,7 +10,7 @@ from instdiff_model import layout as L
 from instdiff_model import locations as loc
 from instdiff_model.errors import InstDiffError
 from instdiff_model.keyframes import interpolate_keyframes
-from instdiff_model.tokenizer import DROP_CONFIGS, choose_drop_config
+from instdiff_model.position_net import DROP_CONFIGS, choose_drop_config
 from instdiff_model.values import decode_json
 
 W, H = 64, 48

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from instdiff_model.errors import InstDiffError
 from instdiff_model.formula import formula_tensor
 from instdiff_model.layout import Instance, Layout
-from instdiff_model.tokenizer import DROP_CONFIGS, InstanceTokenizer, choose_drop_config
+from instdiff_model.position_net import DROP_CONFIGS, InstanceTokenizer, choose_drop_config
 from refpaths import vectors_dir
 
 INPUTS = ("boxes", "masks", "positive_embeddings", "scribbles", "polygons", "segs", "points")
