@@ -4,7 +4,6 @@ from torch import nn
 
 from .blocks import FUSER_BLOCKS, SCALEU_CHANNELS, fuser_prefix
 from .checkpoint import DEFAULT_WEIGHTS, POSITION_NET_PREFIX, read_weights, validate
-from .formula import formula_tensor
 from .fuser import GatedSelfAttentionDense
 from .scaleu import ScaleU
 from .position_net import InstanceTokenizer
@@ -46,10 +45,6 @@ class InstanceDiffusionModel(nn.Module):
             return fuser_prefix(int(index)) + rest
         return rest  # scaleu.scaleu_b_i -> scaleu_b_i
 
-    def official_state_dict(self) -> dict:
-        """{official key: tensor} of all 513 parameters."""
-        return {self.official_key(k): v for k, v in self.state_dict().items()}
-
     def official_spec(self) -> dict:
         """{official key: shape} this model expects."""
         return {self.official_key(k): tuple(v.shape) for k, v in self.state_dict().items()}
@@ -67,12 +62,4 @@ class InstanceDiffusionModel(nn.Module):
         with torch.device("meta"):
             model = cls()
         model.load_official(read_weights(paths, weights=weights, dtype=dtype, spec=model.official_spec()), str(paths))
-        return model.eval().requires_grad_(False)
-
-    @classmethod
-    def from_formula(cls, salt: str = "", model_channels: int = MODEL_CHANNELS) -> "InstanceDiffusionModel":
-        """Every parameter from the reference-vector weight formula (for tests and fixtures; ~370M values)."""
-        with torch.device("meta"):
-            model = cls(model_channels)
-        model.load_official({k: formula_tensor(k, shape, salt) for k, shape in model.official_spec().items()})
         return model.eval().requires_grad_(False)

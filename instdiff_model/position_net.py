@@ -64,34 +64,6 @@ class InstanceTokenizer(nn.Module):
         self.null_polygon_feature = nn.Parameter(torch.zeros(polygon_dim))
         self.null_seg_feature = nn.Parameter(torch.zeros(SEG_FEATURE_DIM))
 
-    def load_official(self, sd: dict) -> None:
-        """Strictly load official position-net weights; keys with or without the `position_net.` prefix.
-
-        A whole-UNet state dict is accepted too: when any key has the prefix, only prefixed keys are used.
-        Raises InstDiffError listing missing, unexpected and wrong-shape keys.
-        """
-        prefix = "position_net."
-        if any(k.startswith(prefix) for k in sd):
-            sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
-        own = self.state_dict()
-        missing = sorted(set(own) - set(sd))
-        unexpected = sorted(set(sd) - set(own))
-        wrong = sorted(
-            f"{k} {tuple(sd[k].shape)} (expected {tuple(own[k].shape)})"
-            for k in set(own) & set(sd)
-            if tuple(sd[k].shape) != tuple(own[k].shape)
-        )
-        if missing or unexpected or wrong:
-            parts = []
-            for title, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-                if keys:
-                    parts.append(f"{title} ({len(keys)}): " + ", ".join(keys[:20]) + (" ..." if len(keys) > 20 else ""))
-            raise InstDiffError(
-                "not an InstanceDiffusion position-net state dict: " + "; ".join(parts)
-                + ". Load the official instancediffusion_sd15.pth ('ema' or 'model' dict)."
-            )
-        self.load_state_dict(sd, strict=True)
-
     def _seg_tokens(self, segs: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """(B,30,h,w) masks -> (B,64,3072) tokens: ConvNeXt features where present, null feature elsewhere, + pos."""
         b = segs.shape[0]

@@ -1,5 +1,7 @@
 """Seeded random-weight SD1.5 stand-ins (full size or tiny) built with the host's own classes, for tests and the demo."""
+import functools
 import importlib
+import importlib.util
 
 import torch
 
@@ -11,12 +13,28 @@ import comfy.taesd.taesd
 import comfy.utils
 from comfy.ldm.models.autoencoder import AutoencoderKL
 
-from .hostenv import import_pack
+from .hostenv import REPO, import_pack
 
 
 def pack_module(name: str):
     """A module of this pack as the host (or scripts.hostenv.import_pack) loaded it, e.g. "instdiff_model.model"."""
     return importlib.import_module(f"{import_pack().__name__}.{name}")
+
+
+@functools.cache
+def formula():
+    """tools/formula.py (the reference weight formula, not shipped) as a private module: a host's sys.path has no
+    `tools` of ours."""
+    spec = importlib.util.spec_from_file_location("instdiff_dev_formula", REPO / "tools" / "formula.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def formula_instancediffusion(salt: str, model_channels: int = 320):
+    """The pack's InstanceDiffusionModel (as the host loaded it) with every parameter from the weight formula."""
+    model_cls = pack_module("instdiff_model.model").InstanceDiffusionModel
+    return formula().formula_model(model_cls, salt, model_channels=model_channels)
 
 
 def sd15_unet_config(model_channels: int = 320) -> dict:
@@ -99,7 +117,7 @@ def write_random_checkpoint(path: str, seed: int) -> None:
 
 def write_random_instancediffusion(path: str, seed: int) -> None:
     """Write an InstanceDiffusion file with exactly the official keys and shapes (formula weights, gates non-zero)."""
-    sd = pack_module("instdiff_model.model").InstanceDiffusionModel.from_formula(salt=f"random-{seed}").official_state_dict()
+    sd = formula().official_state_dict(formula_instancediffusion(f"random-{seed}"))
     comfy.utils.save_torch_file({k: v.half().contiguous() for k, v in sd.items()}, path,
                                 metadata={"instdiff_random_standin": f"seed={seed}"})
 

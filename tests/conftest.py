@@ -29,7 +29,7 @@ def host(stand_ins):
 def formula_tokenizer():
     """The full-size instance tokenizer filled by the reference weight formula (salt ""), built once per session (the
     formula costs seconds for its 160M values); eval mode, grad off; tests only run it, never change it."""
-    from instdiff_model.formula import fill_module
+    from tools.formula import fill_module
     from instdiff_model.position_net import InstanceTokenizer
     tok = InstanceTokenizer().eval().requires_grad_(False)
     fill_module(tok, "", prefix="position_net.")
@@ -63,11 +63,11 @@ def tiny(pack, formula_tokenizer):
 
     def instdiff(salt, width=32):
         """Fusers and ScaleU from the formula with `salt`; the position net's values are the salt-"" formula's (so
-        with salt "" this is exactly InstanceDiffusionModel.from_formula("", width))."""
+        with salt "" this is exactly tools.formula.formula_model(InstanceDiffusionModel, "", model_channels=width))."""
         with torch.device("meta"):
             model = mod("instdiff_model.model").InstanceDiffusionModel(width)
         net = formula_tokenizer.state_dict()
-        formula_tensor = mod("instdiff_model.formula").formula_tensor
+        from tools.formula import formula_tensor
         model.load_official({model.official_key(k): net[k[len("position_net."):]].clone()
                              if k.startswith("position_net.") else formula_tensor(model.official_key(k), v.shape, salt)
                              for k, v in model.state_dict().items()})

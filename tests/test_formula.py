@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from instdiff_model.formula import formula_tensor, rule_for
 from instdiff_model.model import InstanceDiffusionModel
+from tools.formula import formula_tensor, rule_for
 from refpaths import official_keys, vectors_dir
 
 CHECKSUMS = json.loads((vectors_dir().parent / "weights_checksums.json").read_text())

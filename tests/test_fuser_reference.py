@@ -6,8 +6,8 @@ import torch
 from safetensors.torch import load_file
 
 from instdiff_model.blocks import FUSER_BLOCKS, fuser_prefix
-from instdiff_model.formula import fill_module
 from instdiff_model.fuser import GatedSelfAttentionDense
+from tools.formula import fill_module
 from refpaths import unet_dir, vectors_dir
 
 

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from instdiff_model.blocks import fuser_prefix
-from instdiff_model.formula import fill_module
 from instdiff_model.fuser import GatedSelfAttentionDense
 from instdiff_model.grounding import instance_regions
 from instdiff_model.grouped_attention import GroupedMask, frame_plans, grouped_pays
 from instdiff_model.layout import Instance, Layout
 from instdiff_model.masked_attention import N_GROUNDING, instance_attention_mask
 from instdiff_model.preprocess import layout_to_grounding_inputs
+from tools.formula import fill_module
 
 S = 128  # layout side in pixels: a 16x16 latent
 

@@ -4,9 +4,9 @@ import torch
 
 from box_pixels import box_regions
 from instdiff_model.blocks import fuser_prefix
-from instdiff_model.formula import fill_module
 from instdiff_model.fuser import GatedSelfAttentionDense
 from instdiff_model.masked_attention import N_GROUNDING, instance_attention_mask, region_tokens
+from tools.formula import fill_module
 from tolerance import assert_rel_differs
 
 

@@ -7,8 +7,8 @@ from safetensors.torch import load_file
 
 from instdiff_model.blocks import FUSER_BLOCKS
 from instdiff_model.errors import InstDiffError
-from instdiff_model.formula import formula_tensor
 from instdiff_model.model import InstanceDiffusionModel
+from tools.formula import formula_tensor, official_state_dict
 from refpaths import official_keys, unet_dir
 
 
@@ -34,7 +34,7 @@ def test_official_keys_and_mapping():
     assert model.scaleu.scaleu_s_11[0] == index["scaleu_s_11"]
     assert model.position_net.pos_embedding[0, 0, 0] == index["position_net.pos_embedding"]
     assert [f.linear.out_features for f in model.fusers] == [c for _, c in FUSER_BLOCKS]
-    back = model.official_state_dict()
+    back = official_state_dict(model)
     assert set(back) == set(spec) and all(back[k][(0,) * back[k].ndim] == index[k] for k in spec)
 
 

@@ -1,6 +1,7 @@
 """Packaging checked, not claimed: comfy-cli validates the pack, and its archive ships the product that registers every node."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -69,8 +70,10 @@ def test_archive_ships_the_product_not_the_workshop(archive):
     assert not [n for n in names if "random_models" in n or "test_fixtures" in n or "__pycache__" in n]
 
 
-def test_unpacked_archive_imports_on_the_host_and_registers_every_node(archive, pack):
-    """The archive alone (no tests/ or scripts/ beside it) loads as a custom node and registers the product nodes."""
+@pytest.fixture(scope="module")
+def loaded(archive):
+    """The unpacked archive loaded as a custom node in a fresh process on the host, alone (no tests/, scripts/ or
+    tools/ beside it): its registered nodes, web folder and the files of every module the load imported."""
     _, unpacked = archive
     probe = (
         "import importlib.util, json, sys\n"
@@ -91,9 +94,26 @@ def test_unpacked_archive_imports_on_the_host_and_registers_every_node(archive, 
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    got = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_unpacked_archive_imports_on_the_host_and_registers_every_node(archive, loaded, pack):
+    """The archive alone (no tests/ or scripts/ beside it) loads as a custom node and registers the product nodes."""
+    _, unpacked = archive
+    got = loaded
     assert got["files"] and all(Path(f).resolve().is_relative_to(unpacked.resolve()) for f in got["files"])
     product = sorted(pack.NODE_CLASS_MAPPINGS)
     assert got["nodes"] == product and len(product) >= 10
     assert not [n for n in product if n.startswith("InstDiffTest")], "test-only nodes registered by the product"
     assert any((unpacked / got["web"]).rglob("*.js")), "the editor's web folder is not in the archive"
+
+
+def test_every_shipped_module_is_on_a_node_path(archive, loaded):
+    """No module ships that only tests, bench or reference checks use: each .py file of the archive is imported when
+    the host loads the pack (from __init__.py through nodes/), or is a command the README gives users (python -m)."""
+    names, unpacked = archive
+    shipped = {n for n in names if n.endswith(".py")}
+    imported = {"__init__.py"} | {Path(f).resolve().relative_to(unpacked.resolve()).as_posix() for f in loaded["files"]}
+    commands = {m.replace(".", "/") + ".py" for m in re.findall(r"python -m ([\w.]+)", (REPO / "README.md").read_text())}
+    assert {"nodes/loader.py", "instdiff_model/position_net.py"} <= imported <= shipped
+    assert not shipped - imported - commands, f"shipped but on no node path: {sorted(shipped - imported - commands)}"

@@ -12,7 +12,7 @@ from scripts.hostenv import REPO
 README = (REPO / "README.md").read_text()
 CONTRIBUTING = (REPO / "CONTRIBUTING.md").read_text()
 # folders whose every file the README's file map names (by name, in the bullet that starts with the folder)
-MAPPED = {"instdiff_model": (".py",), "nodes": (".py",), "scripts": (".py", ".sh"), "bench": (".py",)}
+MAPPED = {"instdiff_model": (".py",), "nodes": (".py",), "scripts": (".py", ".sh"), "bench": (".py",), "tools": (".py",)}
 
 
 def section(title: str, doc: str = README) -> str:

@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from refpaths import unet_dir, vectors_dir
+from tools.formula import fill_module, formula_model
 
 ATOL_UNET = 1e-4  # unet/README.md: ~10x the implementation-variant noise
 
@@ -20,7 +21,6 @@ def build(pack, tiny):
     name = pack.__name__
     random_models = importlib.import_module("scripts.random_models")
     model_mod = importlib.import_module(name + ".instdiff_model.model")
-    formula = importlib.import_module(name + ".instdiff_model.formula")
     cache = {}
 
     def get(salt):
@@ -28,9 +28,9 @@ def build(pack, tiny):
             cache.clear()
             base = comfy.supported_models.SD15(random_models.sd15_unet_config()).get_model({})
             unet = base.diffusion_model.eval()
-            formula.fill_module(unet, salt)
-            full = model_mod.InstanceDiffusionModel.from_formula
-            cache[salt] = (unet, tiny.instdiff(salt, 320) if salt == "" else full(salt))
+            fill_module(unet, salt)
+            instdiff = tiny.instdiff(salt, 320) if salt == "" else formula_model(model_mod.InstanceDiffusionModel, salt)
+            cache[salt] = (unet, instdiff)
         return cache[salt]
     return get
 

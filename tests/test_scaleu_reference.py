@@ -6,8 +6,8 @@ import torch
 from safetensors.torch import load_file
 
 from instdiff_model.errors import InstDiffError
-from instdiff_model.formula import formula_tensor
 from instdiff_model.scaleu import ScaleU, apply_scaleu, fourier_filter
+from tools.formula import formula_tensor
 from refpaths import unet_dir, vectors_dir
 from tolerance import rel_err
 

@@ -7,9 +7,10 @@ import torch
 from safetensors.torch import load_file
 
 from instdiff_model.errors import InstDiffError
-from instdiff_model.formula import formula_tensor
 from instdiff_model.layout import Instance, Layout
 from instdiff_model.position_net import DROP_CONFIGS, InstanceTokenizer, choose_drop_config
+from tools.formula import formula_tensor
+from tools.official_keys import load_position_net
 from refpaths import vectors_dir
 
 INPUTS = ("boxes", "masks", "positive_embeddings", "scribbles", "polygons", "segs", "points")
@@ -78,10 +79,10 @@ def test_load_official_accepts_both_prefixes_and_lists_bad_keys(net):
     keys = {"position_net." + k: v for k, v in net.state_dict().items()}
     assert torch.equal(keys["position_net.in_conv.weight"], formula_tensor("position_net.in_conv.weight", (3, 30, 3, 3)))
     a = InstanceTokenizer()
-    a.load_official(keys)
+    load_position_net(a, keys)
     assert torch.equal(a.in_conv.weight, keys["position_net.in_conv.weight"])
     b = InstanceTokenizer()
-    b.load_official({k[len("position_net."):]: v for k, v in keys.items()})
+    load_position_net(b, {k[len("position_net."):]: v for k, v in keys.items()})
     assert torch.equal(b.null_seg_feature, keys["position_net.null_seg_feature"])
     bad = dict(keys)
     del bad["position_net.null_point_feature"]
@@ -89,7 +90,7 @@ def test_load_official_accepts_both_prefixes_and_lists_bad_keys(net):
     bad["position_net.in_conv.bias"] = torch.zeros(4)
     bad["input_blocks.1.1.norm.weight"] = torch.zeros(3)  # non-position-net keys of a whole UNet are ignored
     with pytest.raises(InstDiffError) as err:
-        InstanceTokenizer().load_official(bad)
+        load_position_net(InstanceTokenizer(), bad)
     msg = str(err.value)
     assert "missing (1): null_point_feature" in msg
     assert "unexpected (1): extra.weight" in msg

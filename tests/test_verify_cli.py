@@ -1,4 +1,4 @@
-"""`python -m instdiff_model.verify DIR`: passes on the reference folder, fails on a perturbed or unknown case."""
+"""`python -m tools.verify DIR`: passes on the reference folder, fails on a perturbed or unknown case."""
 import json
 import shutil
 import subprocess
@@ -10,7 +10,7 @@ from refpaths import REPO, vectors_dir
 
 
 def verify(folder):
-    return subprocess.run([sys.executable, "-m", "instdiff_model.verify", str(folder)], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "tools.verify", str(folder)], cwd=REPO,
                           capture_output=True, text=True, timeout=600)
 
 

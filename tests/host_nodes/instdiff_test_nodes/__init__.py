@@ -47,8 +47,7 @@ class RandomInstanceDiffusion:
     def build(self, salt, model_channels):
         key = (salt, model_channels)
         if key not in _TINY:  # the position net alone holds 160M values: build once per server
-            _TINY[key] = random_models.pack_module("instdiff_model.model").InstanceDiffusionModel.from_formula(
-                salt, model_channels)
+            _TINY[key] = random_models.formula_instancediffusion(salt, model_channels)
         return (_TINY[key],)
 
 

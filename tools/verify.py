@@ -1,4 +1,4 @@
-"""Check this implementation against a reference-vector folder: `python -m instdiff_model.verify DIR`."""
+"""Check this implementation against a reference-vector folder: `python -m tools.verify DIR`."""
 import json
 import random
 import re
@@ -9,11 +9,14 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file
 
-from . import preprocess as P
-from .constants import CONTEXT_DIM
+from instdiff_model import preprocess as P
+from instdiff_model.constants import CONTEXT_DIM
+from instdiff_model.fourier import fourier_embed, freq_bands
+from instdiff_model.fuser import GatedSelfAttentionDense
+from instdiff_model.position_net import DROP_CONFIGS, InstanceTokenizer
+from instdiff_model.scaleu import apply_scaleu
+
 from .formula import fill_module, formula_tensor
-from .fourier import fourier_embed, freq_bands
-from .position_net import DROP_CONFIGS, InstanceTokenizer
 
 TOLERANCES = {"fourier_embedder": 1e-5, "position_net": 1e-4, "fuser": 1e-4, "scaleu": 1e-5, "preprocess": 0.0}
 TOKENIZER_INPUTS = ("boxes", "masks", "positive_embeddings", "scribbles", "polygons", "segs", "points")
@@ -87,8 +90,6 @@ def check_position_net(meta, tensors, ctx) -> float:
 
 def check_fuser(meta, tensors, ctx) -> float:
     """GatedSelfAttentionDense(query_dim, context_dim, n_heads, d_head) filled under the JSON key prefix."""
-    from .fuser import GatedSelfAttentionDense
-
     c = int(meta["query_dim"])
     fuser = GatedSelfAttentionDense(c, int(meta.get("context_dim", CONTEXT_DIM)), int(meta.get("n_heads", 8)), int(meta.get("d_head", c // 8)))
     fill_module(fuser, ctx.salt(meta), meta["weights"]["key_prefix"])
@@ -102,8 +103,6 @@ def check_fuser(meta, tensors, ctx) -> float:
 
 def check_scaleu(meta, tensors, ctx) -> float:
     """cat(apply_scaleu(h, hs, b_i, s_i), 1) vs out.h_cat; the stored b_i, s_i must equal the formula's."""
-    from .scaleu import apply_scaleu
-
     i = meta.get("output_block_index")
     if i is None:
         i = int(re.search(r"(\d+)$", meta["case"]).group(1))
@@ -258,7 +257,7 @@ def run(folder: Path, out=sys.stdout) -> int:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m instdiff_model.verify DIR", file=sys.stderr)
+        print("usage: python -m tools.verify DIR", file=sys.stderr)
         return 2
     torch.set_grad_enabled(False)
     return 1 if run(Path(argv[0])) else 0

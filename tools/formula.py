@@ -1,4 +1,4 @@
-"""Deterministic test weights: the reference-vector weight formula (splitmix64 of crc32(salt + key))."""
+"""Deterministic test weights: the reference-vector weight formula (splitmix64 of crc32(salt + key)), whole models of it."""
 import math
 import zlib
 
@@ -53,3 +53,17 @@ def fill_module(module: torch.nn.Module, salt: str = "", prefix: str = "", key_m
             if key_map is not None:
                 key = key_map(key)
             p.copy_(formula_tensor(key, tuple(p.shape), salt).to(p.dtype))
+
+
+def formula_model(model_cls, salt: str = "", **kwargs):
+    """`model_cls(**kwargs)` (the InstanceDiffusionModel class as the caller imported it) with every parameter from
+    the formula (for tests and fixtures; ~370M values at full width); eval mode, grad off."""
+    with torch.device("meta"):
+        model = model_cls(**kwargs)
+    model.load_official({k: formula_tensor(k, shape, salt) for k, shape in model.official_spec().items()})
+    return model.eval().requires_grad_(False)
+
+
+def official_state_dict(model) -> dict:
+    """{official key: tensor} of all 513 parameters of an InstanceDiffusionModel (what a weights file holds)."""
+    return {model.official_key(k): v for k, v in model.state_dict().items()}
