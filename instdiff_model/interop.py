@@ -335,25 +335,31 @@ def parse_captions(text: str) -> list:
     return lines
 
 
-def detections_to_instances(detections: list, width: int, height: int, *, source_size: tuple | None = None,
-                            captions: str = "", out_of_image: str = "clamp", min_score: float = 0.0,
-                            notes: list | None = None) -> list:
-    """Detections -> Instances in the width x height layout.
-
-    Coordinates are scaled from each detection's own size (SEGS, MASK) or `source_size` (w, h) (box inputs;
-    default: the layout size) to the layout. Detections scoring below `min_score` are dropped. Caption line i
-    (after dropping) overrides the label of detection i. Boxes reaching outside the layout are clamped
-    (out_of_image="clamp", listed in `notes`) or refused ("error").
-    """
-    notes = notes if notes is not None else []
-    if out_of_image not in ("clamp", "error"):
-        raise InstDiffError(f"out_of_image must be 'clamp' or 'error', got {out_of_image!r}")
+def scored(detections: list, min_score: float, notes: list) -> list:
+    """The detections that are kept: unscored ones and those scoring at least `min_score`; each dropped one is noted."""
     kept = []
     for det in detections:
         if det.score is not None and det.score < min_score:
             notes.append(f"{det.source}: dropped, score {det.score:.3g} < min_score {min_score:g}")
             continue
         kept.append(det)
+    return kept
+
+
+def detections_to_instances(detections: list, width: int, height: int, *, source_size: tuple | None = None,
+                            captions: str = "", out_of_image: str = "clamp", min_score: float | None = 0.0,
+                            notes: list | None = None) -> list:
+    """Detections -> Instances in the width x height layout, instance i from the i-th detection kept.
+
+    Coordinates are scaled from each detection's own size (SEGS, MASK) or `source_size` (w, h) (box inputs;
+    default: the layout size) to the layout. Detections scoring below `min_score` are dropped (None: `detections`
+    are already the kept ones, see `scored`). Caption line i (after dropping) overrides the label of detection i.
+    Boxes reaching outside the layout are clamped (out_of_image="clamp", listed in `notes`) or refused ("error").
+    """
+    notes = notes if notes is not None else []
+    if out_of_image not in ("clamp", "error"):
+        raise InstDiffError(f"out_of_image must be 'clamp' or 'error', got {out_of_image!r}")
+    kept = detections if min_score is None else scored(detections, min_score, notes)
     check_cost(0, sum(det.mask is not None for det in kept) * width * height, "the imported detections")
     lines = parse_captions(captions)
     if len(lines) > len(kept):

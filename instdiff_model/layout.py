@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 from .constants import MAX_INSTANCES
-from .errors import InstDiffError
+from .errors import InstDiffError, concerning
 from .limits import MAX_LAYOUT_POINTS
 from .locations import CHOICES, KEYS, Instance, check_locations, locations_of, scale_instance
 from .values import check_cost, decode_json, is_int, number, short
@@ -56,24 +56,27 @@ class Layout:
             )
         for i, inst in enumerate(self.instances):
             if not isinstance(inst, Instance):
-                raise InstDiffError(f"instance {i}: expected an Instance, got {short(inst)}")
+                raise InstDiffError(f"instance {i}: expected an Instance, got {short(inst)}", index=i)
         points, masks = location_cost(self.instances)
         check_cost(points, masks * self.width * self.height, "the layout")
         for i, inst in enumerate(self.instances):
-            self._check(i, inst)
+            with concerning(index=i):
+                self._check(i, inst)
 
     def _check(self, i: int, inst: Instance) -> None:
         if not isinstance(inst.caption, str) or not inst.caption.strip():
-            raise InstDiffError(f"instance {i} caption: empty; give every instance a short description")
+            raise InstDiffError(f"instance {i} caption: empty; give every instance a short description",
+                                field="caption")
         check_locations(inst, f"instance {i}", self.width, self.height)
         if inst.color is not None and not (isinstance(inst.color, str) and _COLOR.fullmatch(inst.color)):
-            raise InstDiffError(f"instance {i} color: expected '#rrggbb', got {short(inst.color)}")
+            raise InstDiffError(f"instance {i} color: expected '#rrggbb', got {short(inst.color)}", field="color")
         if not locations_of(inst):
             raise InstDiffError(f"instance {i} ({inst.caption!r}): no location; give {CHOICES}")
-        inst.weight = number(inst.weight, f"instance {i} weight")
-        if not MIN_WEIGHT <= inst.weight <= MAX_WEIGHT:
-            raise InstDiffError(f"instance {i} weight: {inst.weight:g} is outside {MIN_WEIGHT:g}..{MAX_WEIGHT:g}; "
-                                "1 is the official strength, 0 turns the instance's grounding off in its region")
+        with concerning(field="weight"):
+            inst.weight = number(inst.weight, f"instance {i} weight")
+            if not MIN_WEIGHT <= inst.weight <= MAX_WEIGHT:
+                raise InstDiffError(f"instance {i} weight: {inst.weight:g} is outside {MIN_WEIGHT:g}..{MAX_WEIGHT:g}; "
+                                    "1 is the official strength, 0 turns the instance's grounding off in its region")
 
     @classmethod
     def from_json(cls, data) -> "Layout":
@@ -96,10 +99,11 @@ class Layout:
         instances = []
         for i, item in enumerate(raw):
             if not isinstance(item, dict):
-                raise InstDiffError(f"instance {i}: expected an object, got {short(item)}")
+                raise InstDiffError(f"instance {i}: expected an object, got {short(item)}", index=i)
             unknown = sorted(str(k) for k in item if k not in _INSTANCE_KEYS)
             if unknown:
-                raise InstDiffError(f"instance {i}: unknown field(s) {unknown}; allowed: {sorted(_INSTANCE_KEYS)}")
+                raise InstDiffError(f"instance {i}: unknown field(s) {unknown}; allowed: {sorted(_INSTANCE_KEYS)}",
+                                    index=i)
             instances.append(Instance(**{"caption": "", **item}))
         return cls(width=data.get("width"), height=data.get("height"), caption=data.get("caption", ""), instances=instances)
 
@@ -173,7 +177,8 @@ def split_seed_records(data: dict) -> tuple:
         for i, item in enumerate(raw):
             if isinstance(item, dict) and "seed" in item:
                 item = dict(item)
-                seeds.append(_seed_index(item.pop("seed"), f"instance {i}"))
+                with concerning(index=i, field="seed"):
+                    seeds.append(_seed_index(item.pop("seed"), f"instance {i}"))
             else:
                 seeds.append(None)
             plain.append(item)

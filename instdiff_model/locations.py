@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .errors import InstDiffError
+from .errors import InstDiffError, concerning
 from .geometry import clamp, rasterize_polygon, resize_nearest
 from .rle import rle_decode, rle_encode
 from .values import number, short
@@ -255,7 +255,8 @@ def locations_of(inst, kinds=KINDS) -> list:
 def check_locations(inst, who: str, width: int, height: int) -> None:
     """Check every location of `inst` (named `who` in errors) against a width x height image, normalising it in place."""
     for kind, value in locations_of(inst):
-        setattr(inst, kind.key, kind.check(value, who, width, height))
+        with concerning(field=kind.key):
+            setattr(inst, kind.key, kind.check(value, who, width, height))
 
 
 def scale_instance(inst, sw: int, sh: int, w: int, h: int):

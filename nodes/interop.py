@@ -1,7 +1,5 @@
 """Interop nodes: detections / masks from other ComfyUI nodes -> our layout, and our layout -> core boxes."""
 # Pure conversion logic lives in instdiff_model/interop.py; this module is the ComfyUI glue.
-import re
-
 import torch
 
 from ..instdiff_model import interop
@@ -16,15 +14,6 @@ BOUNDING_BOX = "BOUNDING_BOX"  # ComfyUI core (comfy_api io.BoundingBox): {x, y,
 # Core (comfy_api io.BoundingBoxes, the Create Bounding Boxes canvas state): [{x, y, width, height, metadata}].
 # Plain type strings, so the 2024 host (which knows neither) still loads the nodes.
 BOUNDING_BOXES = "BOUNDING_BOXES"
-_INSTANCE_REF = re.compile(r"^instance (\d+)")
-
-
-def _rename_error(exc: InstDiffError, sources: dict) -> InstDiffError:
-    """Layout validation names 'instance N'; say which imported element that was."""
-    m = _INSTANCE_REF.match(str(exc))
-    if m and int(m.group(1)) in sources:
-        return InstDiffError(f"{sources[int(m.group(1))]}: {exc}")
-    return exc
 
 
 class LayoutFromDetections:
@@ -110,14 +99,13 @@ class LayoutFromDetections:
         masked = sum(d.mask is not None for d in dets)
         check_cost(0, sum(masked * f.width * f.height for f in frames), "the imported detections over all frames")
         notes = []
+        kept = interop.scored(dets, min_score, notes)  # imported instance k of every frame is kept[k]
         out = []
         for f in frames:
             instances = interop.detections_to_instances(
-                dets, f.width, f.height, source_size=src, captions=captions, out_of_image=out_of_image,
-                min_score=min_score, notes=notes if not out else None)
+                kept, f.width, f.height, source_size=src, captions=captions, out_of_image=out_of_image,
+                min_score=None, notes=notes if not out else None)
             base = len(f.instances)
-            kept = [d for d in dets if d.score is None or d.score >= min_score]
-            sources = {base + k: d.source for k, d in enumerate(kept)}
             if base + len(instances) > MAX_INSTANCES:
                 raise InstDiffError(
                     f"InstanceDiffusion supports at most {MAX_INSTANCES} instances; the layout has {base} and "
@@ -126,7 +114,9 @@ class LayoutFromDetections:
                 out.append(Layout(width=f.width, height=f.height, caption=caption.strip() or f.caption,
                                   instances=list(f.instances) + instances))
             except InstDiffError as exc:
-                raise _rename_error(exc, sources) from None
+                if exc.index is None or exc.index < base:
+                    raise
+                raise exc.relabeled(kept[exc.index - base].source) from None
         return (out, "\n".join(notes))
 
 

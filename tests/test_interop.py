@@ -260,6 +260,20 @@ def test_node_errors_name_the_element(nodes, packed):
         build(nodes, boxes_json=str(many), captions="\n".join("x" for _ in many))
 
 
+def test_node_names_the_element_of_an_instance_the_layout_refuses(nodes, packed):
+    """The layout's refusal of imported instance k is labelled with the k-th kept detection (its index, after the
+    connected layout's own instances and the dropped low scores); its message is the layout's, unchanged."""
+    lay, errors = packed
+    base = [lay.Layout(width=128, height=128, caption="old", instances=[lay.Instance("sky", box=(0, 0, 128, 20))])]
+    item = {"x": 0, "y": 30, "width": 20, "height": 20, "score": 0.9}
+    boxes = [dict(item, label="weak", score=0.1), dict(item, label="ok"), dict(item, label="heavy", metadata={"weight": 5})]
+    with pytest.raises(errors.InstDiffError) as info:
+        build(nodes, layout=base, bounding_boxes=boxes, min_score=0.5)
+    assert str(info.value) == ("BOUNDING_BOX item 2: instance 2 weight: 5 is outside 0..3; 1 is the official strength, "
+                               "0 turns the instance's grounding off in its region")
+    assert (info.value.index, info.value.field) == (2, "weight")
+
+
 # --------------------------------------------------------------------------------------------- on the host
 def two_mask_batch(b, size):
     """Two blobs as a (2, H, W) MASK batch, with stock nodes only: SolidMask/MaskComposite -> MaskToImage ->

@@ -41,6 +41,31 @@ def test_validation_names_index_field_and_fix(inst, pattern):
         Layout.from_json(doc(GOOD, inst))
 
 
+@pytest.mark.parametrize("inst,index,field", [
+    ({"caption": "a", "box": [0, 0, 600, 10]}, 1, "box"),
+    ({"caption": "a", "scribble": [[[0, 0], [900, 9]]]}, 1, "scribble"),
+    ({"caption": "a", "mask": {"size": [256, 512], "counts": [10]}}, 1, "mask"),
+    ({"caption": " ", "box": [0, 0, 9, 9]}, 1, "caption"),
+    ({"caption": "a", "box": [0, 0, 9, 9], "color": "red"}, 1, "color"),
+    ({"caption": "a", "box": [0, 0, 9, 9], "weight": "x"}, 1, "weight"),
+    ({"caption": "a", "box": [0, 0, 9, 9], "weight": 4}, 1, "weight"),
+    ({"caption": "a"}, 1, None),
+    ({"caption": "a", "size": 3}, 1, None),
+    (["not", "an object"], 1, None),
+])
+def test_errors_carry_the_instance_index_and_field(inst, index, field):
+    """Callers re-label an error by its index / field, never by parsing its text; its text still names both."""
+    with pytest.raises(InstDiffError) as info:
+        Layout.from_json(doc(GOOD, inst))
+    assert (info.value.index, info.value.field) == (index, field)
+    assert str(info.value).startswith(f"instance {index}" + (f" {field}" if field else ""))
+    relabeled = info.value.relabeled("BBOX item 3")
+    assert str(relabeled) == f"BBOX item 3: {info.value}" and (relabeled.index, relabeled.field) == (index, field)
+    with pytest.raises(InstDiffError) as info:
+        Layout.from_json(doc(*[GOOD] * 31))
+    assert (info.value.index, info.value.field) == (None, None)
+
+
 def test_too_many_instances_version_schema_and_json_errors():
     with pytest.raises(InstDiffError, match="InstanceDiffusion supports at most 30 instances; remove 2"):
         Layout.from_json(doc(*[GOOD] * 32))
