@@ -13,6 +13,7 @@
 import json
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from .constants import MAX_INSTANCES
 from .errors import InstDiffError, concerning
@@ -152,7 +153,12 @@ def location_cost(instances) -> tuple:
 # The editor stores two things the schema above does not have: an instance's "seed": k (it replaces instance k of
 # the seed layout) and a top-level "seed_removed" list (seed instances the user deleted). The merge below is the
 # only implementation: the node returns its result, with each instance's origin, and the editor shows that.
-ORIGIN_SEED, ORIGIN_EDITED, ORIGIN_USER = "seed", "edited", "user"
+class Origin(StrEnum):
+    """Where an instance of the merged layout comes from (its "origin" in what the node sends to the editor)."""
+
+    SEED = "seed"  # a seed_layout instance, scaled, as it is
+    EDITED = "edited"  # the user's edit of a seed_layout instance
+    USER = "user"  # the user's own instance
 
 
 def _seed_index(value, where: str):
@@ -191,20 +197,20 @@ def merge_seed(seed: Layout, own: Layout, seeds: list, removed: set) -> tuple:
 
     Seeded instances (scaled to `own`'s size) that were not removed, each replaced by the user's edit of it when
     there is one, in seed order; then the user's own instances in their order. An edit of a seed instance that no
-    longer exists stays as an own instance (origin "user", its seed index kept so the editor writes it back)."""
+    longer exists stays as an own instance (Origin.USER, its seed index kept so the editor writes it back)."""
     edits = {k: inst for k, inst in zip(seeds, own.instances) if k is not None and k < len(seed.instances)}
     merged, origins = [], []
     for k, inst in enumerate(seed.instances):
         if k in edits:
             merged.append(edits[k])
-            origins.append((ORIGIN_EDITED, k))
+            origins.append((Origin.EDITED, k))
         elif k not in removed:
             merged.append(scale_instance(inst, seed.width, seed.height, own.width, own.height))
-            origins.append((ORIGIN_SEED, k))
+            origins.append((Origin.SEED, k))
     for k, inst in zip(seeds, own.instances):
         if k is None or k >= len(seed.instances):
             merged.append(inst)
-            origins.append((ORIGIN_USER, k))
+            origins.append((Origin.USER, k))
     return Layout(width=own.width, height=own.height, caption=own.caption, instances=merged), origins
 
 
@@ -212,7 +218,7 @@ def with_origins(layout: Layout, origins: list) -> dict:
     """The layout's JSON object with each instance's "origin" (and "seed" index when it has one), for the editor."""
     d = layout.to_dict()
     for inst, (origin, k) in zip(d["instances"], origins):
-        inst["origin"] = origin
+        inst["origin"] = Origin(origin).value
         if k is not None:
             inst["seed"] = k
     return d

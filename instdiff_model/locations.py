@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .constants import DropConfig
 from .errors import InstDiffError, concerning
 from .geometry import clamp, rasterize_polygon, resize_nearest
 from .rle import rle_decode, rle_encode
@@ -55,7 +56,7 @@ class Kind:
     keyframes."""
 
     key = ""  # the Instance field and JSON key
-    drop_config = ""  # the official drop config (tokenizer.DROP_CONFIGS) that keeps this kind and drops the most
+    drop_config: DropConfig  # the official drop config (position_net.DROP_CONFIGS) keeping this kind, dropping the most
 
     def extent(self, value):
         """(x0, y0, x1, y1) pixels, or None for a kind without an area."""
@@ -71,7 +72,7 @@ class Kind:
 
 
 class Box(Kind):
-    key, drop_config = "box", "box"
+    key, drop_config = "box", DropConfig.BOX
 
     def check(self, box, who, w, h):
         if not isinstance(box, (list, tuple)) or len(box) != 4:
@@ -109,7 +110,7 @@ class Box(Kind):
 
 
 class Point(Kind):
-    key, drop_config = "point", "point"
+    key, drop_config = "point", DropConfig.POINT
 
     def check(self, point, who, w, h):
         point = _xy(point, f"{who} point")
@@ -158,7 +159,7 @@ class _Lines(Kind):
 
 
 class Scribble(_Lines):
-    key, drop_config, part = "scribble", "scribble", "stroke"
+    key, drop_config, part = "scribble", DropConfig.SCRIBBLE, "stroke"
 
     def draw(self, strokes, paint):
         for stroke in strokes:
@@ -167,7 +168,7 @@ class Scribble(_Lines):
 
 
 class Polygon(_Lines):
-    key, drop_config, part, min_points = "polygon", "sd15", "ring", 3
+    key, drop_config, part, min_points = "polygon", DropConfig.SD15, "ring", 3
 
     def raster(self, rings, height, width):
         return rasterize_polygon(rings, height, width)
@@ -179,7 +180,7 @@ class Polygon(_Lines):
 
 
 class Mask(Kind):
-    key, drop_config = "mask", "sd15"
+    key, drop_config = "mask", DropConfig.SD15
 
     def check(self, m, who, w, h):
         if isinstance(m, dict):

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .constants import MAX_INSTANCES, N_POLYGON_POINTS, N_SCRIBBLE_POINTS, N_SEG_TOKENS, SEG_SIZE, TEXT_DIM
+from .constants import N_POLYGON_POINTS, N_SCRIBBLE_POINTS, N_SEG_TOKENS, N_SLOTS, SEG_SIZE, TEXT_DIM, DropConfig
 from .convnext import ConvNeXtTiny
 from .errors import InstDiffError
 from .fourier import fourier_embed
@@ -18,16 +18,16 @@ from .locations import locations_of
 MID_DIM = 3072
 SEG_FEATURE_DIM = 3072
 
-# name -> (drop boxes, drop points, drop scribbles, drop masks = polygons + segs); the official test_*.yaml flags
+# config -> (drop boxes, drop points, drop scribbles, drop masks = polygons + segs); the official test_*.yaml flags
 DROP_CONFIGS = {
-    "sd15": (False, False, True, False),
-    "box": (False, False, True, True),
-    "point": (True, False, True, True),
-    "scribble": (False, False, False, False),
+    DropConfig.SD15: (False, False, True, False),
+    DropConfig.BOX: (False, False, True, True),
+    DropConfig.POINT: (True, False, True, True),
+    DropConfig.SCRIBBLE: (False, False, False, False),
 }
 
 
-def choose_drop_config(layout) -> str:
+def choose_drop_config(layout) -> DropConfig:
     """Drop config matching the formats present in `layout` (callers may override it): of the configs the
     instances' location kinds need (each kind's drop_config: the config that keeps it and drops the most), the
     one dropping the fewest formats (the configs' kept formats nest, so it keeps every kind present).
@@ -37,7 +37,7 @@ def choose_drop_config(layout) -> str:
     runs its box demos with); points only -> "point" (drops boxes, which would be all zero).
     """
     needed = {kind.drop_config for inst in layout.instances for kind, _ in locations_of(inst)}
-    return min(needed, key=lambda name: (sum(DROP_CONFIGS[name]), name), default="point")
+    return min(needed, key=lambda config: (sum(DROP_CONFIGS[config]), config), default=DropConfig.POINT)
 
 
 def _mlp(in_dim: int) -> nn.Sequential:
@@ -51,7 +51,7 @@ class InstanceTokenizer(nn.Module):
         super().__init__()
         box_dim, point_dim = 32 * 4, 32 * 2
         scribble_dim, polygon_dim = 32 * 2 * N_SCRIBBLE_POINTS, 32 * 2 * N_POLYGON_POINTS
-        self.in_conv = nn.Conv2d(MAX_INSTANCES, 3, 3, 1, 1)
+        self.in_conv = nn.Conv2d(N_SLOTS, 3, 3, 1, 1)
         self.convnext_tiny_backbone = ConvNeXtTiny()
         self.pos_embedding = nn.Parameter(torch.zeros(1, N_SEG_TOKENS, SEG_FEATURE_DIM))
         self.linears_list = nn.ModuleList(
@@ -78,14 +78,14 @@ class InstanceTokenizer(nn.Module):
             tokens[idx] = feat
         return tokens + self.pos_embedding
 
-    def forward(self, boxes, masks, positive_embeddings, scribbles, polygons, segs, points, drop: str = "sd15"):
+    def forward(self, boxes, masks, positive_embeddings, scribbles, polygons, segs, points, drop=DropConfig.SD15):
         """Official positional inputs (B,30,...) -> (objs (B,184,768), drop_box_mask).
 
-        Token order: 30 box, 30 point, 30 scribble, 30 polygon, 64 seg tokens. `drop` is a DROP_CONFIGS name.
+        Token order: 30 box, 30 point, 30 scribble, 30 polygon, 64 seg tokens. `drop` is a DropConfig (or its value).
         `points` None -> box centres. `segs` may have any spatial size (nearest-resized to 512x512).
         """
         if drop not in DROP_CONFIGS:
-            raise InstDiffError(f"unknown drop config {drop!r}; use one of {sorted(DROP_CONFIGS)}")
+            raise InstDiffError(f"unknown drop config {drop!r}; use one of {sorted(map(str, DropConfig))}")
         drop_box, drop_point, drop_scribble, drop_masks = DROP_CONFIGS[drop]
         if drop_box and drop_point and drop_scribble and drop_masks:
             drop_box = False

@@ -5,11 +5,11 @@ from ..instdiff_model.errors import InstDiffError
 from ..instdiff_model.importers import from_coco, from_official_demo
 from ..instdiff_model.keyframes import check_keyframes_cost, interpolate_keyframes
 from ..instdiff_model.layout import (
-    ORIGIN_USER,
     SCHEMA,
     VERSION,
     Instance,
     Layout,
+    Origin,
     merge_seed,
     split_seed_records,
     with_origins,
@@ -93,11 +93,11 @@ class InstanceLayoutNode:
         if not isinstance(data, dict):
             return ([Layout.from_json(data)],)  # the schema's own error message
         data, seeds, removed = split_seed_records(data)
-        untouched = bool(seed_layout) and not data.get("instances") and not removed  # sized like the seed
-        w, h = (seed_layout[0].width, seed_layout[0].height) if untouched else (width, height)
+        seed_sized = bool(seed_layout) and not data.get("instances") and not removed  # nothing drawn or deleted
+        w, h = (seed_layout[0].width, seed_layout[0].height) if seed_sized else (width, height)
         own = Layout.from_json(dict(data, width=w, height=h, caption=caption or data.get("caption", "")))
         if not seed_layout:
-            return self._shown([own], [(ORIGIN_USER, k) for k in seeds], layout_json)
+            return self._shown([own], [(Origin.USER, k) for k in seeds], layout_json)
         out, origins = [], None
         for f in seed_layout:
             frame_own = own if own.caption else Layout(width=w, height=h, caption=f.caption, instances=own.instances)
@@ -109,7 +109,7 @@ class InstanceLayoutNode:
     @staticmethod
     def _shown(frames: list, origins: list, layout_json: str) -> dict:
         """The result plus, for the editor, what it was made of: the first frame as merged here, each instance
-        with its origin ("seed", "edited" or "user"), and the layout_json text it was merged from."""
+        with its Origin ("seed", "edited" or "user"), and the layout_json text it was merged from."""
         shown = {"layout": with_origins(frames[0], origins), "layout_json": layout_json}
         return {"ui": {"instdiff_layout": [shown]}, "result": (frames,)}
 

@@ -8,6 +8,7 @@ import pytest
 
 from instdiff_model import layout as L
 from instdiff_model import locations as loc
+from instdiff_model.constants import DropConfig
 from instdiff_model.errors import InstDiffError
 from instdiff_model.keyframes import interpolate_keyframes
 from instdiff_model.position_net import DROP_CONFIGS, choose_drop_config
@@ -37,6 +38,17 @@ def test_every_kind_has_a_field_a_sample_and_a_place_in_every_order():
     assert sorted(k.key for k in loc.SHAPE_ORDER) == sorted(loc.KEYS)
     assert all(kind.drop_config in DROP_CONFIGS for kind in loc.KINDS)
     assert loc.CHOICES == "a box, point, scribble, polygon or mask"
+
+
+def test_drop_configs_and_origins_keep_their_json_values():
+    """The names workflows (the tokenizer's config) and the editor (an instance's origin) store stay as they were."""
+    assert sorted(DropConfig) == ["box", "point", "scribble", "sd15"] and set(DROP_CONFIGS) == set(DropConfig)
+    assert choose_drop_config(one("point")) == "point" and type(choose_drop_config(one("box")).value) is str
+    assert [o.value for o in L.Origin] == ["seed", "edited", "user"]
+    shown = L.with_origins(one("box"), [(L.Origin.EDITED, 3)])
+    assert json.loads(json.dumps(shown))["instances"][0] == {"caption": "box", "box": [4.0, 6.0, 20.0, 10.0],
+                                                             "origin": "edited", "seed": 3}
+    assert type(shown["instances"][0]["origin"]) is str
 
 
 @pytest.mark.parametrize("key", loc.KEYS)
