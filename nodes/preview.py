@@ -33,32 +33,32 @@ def text_color(col: tuple) -> tuple:
 
 class Painter:
     """The painter locations.draw_instance draws with, on PIL: translucent fills on an RGBA overlay, outlines on
-    the picture, in `color` (set per instance), lines `width` pixels wide."""
+    the picture, in `color` (set per instance), lines `line_width` pixels wide."""
 
-    def __init__(self, picture: Image.Image, width: int):
+    def __init__(self, picture: Image.Image, line_width: int):
         self.overlay = Image.new("RGBA", picture.size, (0, 0, 0, 0))
         self.fills = ImageDraw.Draw(self.overlay)
         self.draw = ImageDraw.Draw(picture)
-        self.width = width
+        self.line_width = line_width
         self.color = (0, 0, 0)
 
     def tint(self, mask):
-        tint = Image.new("RGBA", self.overlay.size, self.color + (110,))
-        self.overlay = Image.composite(tint, self.overlay, Image.fromarray(mask.astype(np.uint8) * 255))
+        layer = Image.new("RGBA", self.overlay.size, self.color + (110,))
+        self.overlay = Image.composite(layer, self.overlay, Image.fromarray(mask.astype(np.uint8) * 255))
         self.fills = ImageDraw.Draw(self.overlay)
 
     def polygon(self, ring):
         self.fills.polygon([tuple(p) for p in ring], fill=self.color + (70,))
-        self.draw.line([tuple(p) for p in ring] + [tuple(ring[0])], fill=self.color, width=self.width)
+        self.draw.line([tuple(p) for p in ring] + [tuple(ring[0])], fill=self.color, width=self.line_width)
 
     def rect(self, x0, y0, x1, y1):
-        self.draw.rectangle([x0, y0, x1, y1], outline=self.color, width=self.width)
+        self.draw.rectangle([x0, y0, x1, y1], outline=self.color, width=self.line_width)
 
     def stroke(self, points):
-        self.draw.line([tuple(p) for p in points], fill=self.color, width=self.width * 2, joint="curve")
+        self.draw.line([tuple(p) for p in points], fill=self.color, width=self.line_width * 2, joint="curve")
 
     def dot(self, x, y) -> tuple:
-        r = self.width * 3
+        r = self.line_width * 3
         self.draw.ellipse([x - r, y - r, x + r, y + r], fill=self.color, outline=(255, 255, 255))
         return (x + r, y - r)
 
@@ -68,19 +68,19 @@ def draw_layout(layout, background: Image.Image | None = None) -> Image.Image:
     size = (layout.width, layout.height)
     base = background.convert("RGB").resize(size) if background is not None else Image.new("RGB", size, (48, 48, 48))
     font = caption_font(*size)
-    width = max(2, round(min(size) / 170))
-    paint = Painter(base, width)
+    line_width = max(2, round(min(size) / 170))
+    paint = Painter(base, line_width)
     labels = []
     for i, inst in enumerate(layout.instances):
         paint.color = col = instance_color(i, inst)
         anchor = draw_instance(inst, paint)
         weight = "" if inst.weight == 1 else f" (x{inst.weight:g})"  # the instance's weight, when it steers
-        labels.append((f"{i}: {inst.caption}{weight}", (anchor[0] + width, anchor[1] + width), col))
+        labels.append((f"{i}: {inst.caption}{weight}", (anchor[0] + line_width, anchor[1] + line_width), col))
     if not layout.instances:
         return base
     picture = Image.alpha_composite(base.convert("RGBA"), paint.overlay).convert("RGB")
     draw = ImageDraw.Draw(picture)
-    pad = max(1, width // 2)
+    pad = max(1, line_width // 2)
     for label, (tx, ty), col in labels:  # on top of every fill: an opaque backing box in the instance colour,
         x0, y0, x1, y1 = draw.textbbox((tx, ty), label, font=font)  # black or white text on it
         draw.rectangle((x0 - pad, y0 - pad, x1 + pad, y1 + pad), fill=col)
