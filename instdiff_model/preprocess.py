@@ -5,7 +5,7 @@ from collections import deque
 import numpy as np
 import torch
 
-from .constants import MAX_INSTANCES, N_POLYGON_POINTS, N_SCRIBBLE_POINTS, SEG_SIZE, TEXT_DIM
+from .constants import N_POLYGON_POINTS, N_SCRIBBLE_POINTS, N_SLOTS, SEG_SIZE, TEXT_DIM
 from .errors import InstDiffError
 from .geometry import resize_nearest
 from .locations import instance_extent, instance_mask
@@ -217,7 +217,7 @@ def _box_xyxy(inst, width: int, height: int) -> list:
 
 def null_grounding_inputs(batch: int = 1) -> dict:
     """All-zero grounding inputs (the official get_null_input, used for the unconditional CFG pass)."""
-    n = MAX_INSTANCES
+    n = N_SLOTS
     return {
         "boxes": torch.zeros(batch, n, 4),
         "masks": torch.zeros(batch, n),
