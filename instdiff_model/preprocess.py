@@ -229,7 +229,7 @@ def null_grounding_inputs(batch: int = 1) -> dict:
     }
 
 
-def layout_to_grounding_inputs(layout, phrase_embeddings: torch.Tensor, seed: int = 0) -> dict:
+def layout_to_grounding_inputs(layout, phrase_embeddings: torch.Tensor, seed: int = 0, masks=None) -> dict:
     """Layout + (n, 768) phrase embeddings -> official-name float32 tensors with batch 1 (see tokenizer).
 
     Per slot i (layout order; zeros after the last instance), following the official inference.py but
@@ -241,7 +241,8 @@ def layout_to_grounding_inputs(layout, phrase_embeddings: torch.Tensor, seed: in
       polygons   sample_sparse_points_from_mask on the mask at image size (Python random.Random(seed) for
                  masks under 128 pixels) / (W, H), capped at 1; else zeros
       segs       the mask nearest-resized to 512x512 (PIL NEAREST rule, see resize_nearest); else zeros
-    The mask is the instance mask, or its polygon rasterised (rasterize_polygon). No global RNG is used.
+    The mask is the instance mask, or its polygon rasterised (rasterize_polygon); `masks` gives them per instance
+    when the caller has already rasterised the frame. No global RNG is used.
     """
     n = len(layout.instances)
     emb = torch.as_tensor(phrase_embeddings)
@@ -254,7 +255,7 @@ def layout_to_grounding_inputs(layout, phrase_embeddings: torch.Tensor, seed: in
     out = null_grounding_inputs(1)
     np_rng, py_rng = np.random.RandomState(seed), random.Random(seed)
     for i, inst in enumerate(layout.instances):
-        mask = instance_mask(inst, h, w)
+        mask = instance_mask(inst, h, w) if masks is None else masks[i]
         box = _box_xyxy(inst, w, h)
         out["masks"][0, i] = 1.0
         out["positive_embeddings"][0, i] = emb[i].float()

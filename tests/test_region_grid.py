@@ -146,3 +146,28 @@ def test_8192_layout_regions_are_small_and_never_all_at_image_size():
     assert growth < 700 * 2 ** 20  # one instance's 64 MiB raster and its temporaries at a time
     shoelace = abs(100 * (700 - 8100) + 8000 * (8100 - 100) + 4000 * (100 - 700)) / 2
     assert abs(poly_area - shoelace / 8192 ** 2) < 1e-3  # the polygon's coverage is its area
+
+
+class ZeroTokenizer(torch.nn.Module):
+    """Stand-in position net: zero tokens (the count below is about preprocessing)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, boxes, drop, **inputs):
+        return torch.zeros(boxes.shape[0], 184, 768), None
+
+
+def test_masks_are_rasterised_once_per_frame(monkeypatch):
+    """The tokenizer's one pass rasterises each polygon once per layout frame: its inputs (segs, sampled points) and
+    its region come from the same raster."""
+    from instdiff_model import grounding, locations
+    frames, inputs = zip(*(layout_and_inputs(128, 96, seed) for seed in (0, 1, 2)))  # a polygon, a mask per frame
+    calls, real = [], locations.rasterize_polygon
+    monkeypatch.setattr(locations, "rasterize_polygon", lambda *a: calls.append(a) or real(*a))
+    out = grounding.build_grounding(ZeroTokenizer(), list(frames), [torch.zeros(10, 768)] * 3, "sd15", 0)
+    assert len(calls) == 3 and len(out.instance_tokens) == 3
+    monkeypatch.undo()
+    for layout, inp, regions in zip(frames, inputs, out.regions):
+        assert torch.equal(regions, instance_regions(layout, inp)[0])
