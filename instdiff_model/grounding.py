@@ -3,10 +3,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .constants import CONTEXT_DIM, N_GROUNDING
+from .constants import CONTEXT_DIM, N_GROUNDING, N_SLOTS
 from .errors import InstDiffError
 from .instance_weight import slot_weights
-from .locations import instance_mask
+from .locations import instance_extent, instance_mask
 from .masked_attention import box_coverage, raster_coverage
 from .preprocess import layout_to_grounding_inputs, null_grounding_inputs
 
@@ -59,9 +59,13 @@ def frame_masks(layout) -> list:
 
 def instance_regions(layout, inputs: dict, masks=None) -> tuple:
     """(30,ceil(H/8),ceil(W/8)) float16 regions: the area coverage of each latent cell by the instance mask (or
-    polygon), else by its box; present (30,). `masks`: frame_masks(layout) when already rasterised. One instance's
+    polygon), else by its box in pixels; present (30,) from the grounding inputs. `masks`: frame_masks(layout) when already rasterised. One instance's
     pixel raster at a time, never all 30 at image size."""
-    regions = box_coverage(inputs["boxes"], layout.height, layout.width)[0]
+    boxes = torch.zeros(1, N_SLOTS, 4)  # pixel boxes (the extent of a mask / polygon / scribble), zeros for a point
+    for i, inst in enumerate(layout.instances):
+        if (extent := instance_extent(inst)) is not None:
+            boxes[0, i] = torch.tensor(extent)
+    regions = box_coverage(boxes, layout.height, layout.width)[0]
     for i, mask in enumerate(frame_masks(layout) if masks is None else masks):
         if mask is not None:
             regions[i] = raster_coverage(mask)

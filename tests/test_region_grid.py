@@ -13,7 +13,7 @@ from box_pixels import box_regions
 from instdiff_model import layout as L
 from instdiff_model.locations import instance_mask
 from instdiff_model.grounding import instance_regions
-from instdiff_model.masked_attention import instance_attention_mask, region_tokens
+from instdiff_model.masked_attention import instance_attention_mask, raster_coverage, region_tokens
 from instdiff_model.preprocess import layout_to_grounding_inputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -171,3 +171,17 @@ def test_masks_are_rasterised_once_per_frame(monkeypatch):
     monkeypatch.undo()
     for layout, inp, regions in zip(frames, inputs, out.regions):
         assert torch.equal(regions, instance_regions(layout, inp)[0])
+
+
+@pytest.mark.parametrize("side", [832, 720, 1000])
+def test_an_integer_pixel_box_covers_exactly_its_pixels(side):
+    """Regions come from the boxes in pixels (not normalised and scaled back, which moves a border by a pixel column
+    at sizes like 832 where x / side * side rounds below x): a box of whole pixels covers exactly those pixels."""
+    starts = [x for x in range(8, side - 40) if float(torch.tensor(x / side) * side) < x][:20]
+    assert starts  # the sizes where the round trip loses a column
+    layout = L.Layout(width=side, height=64, instances=[L.Instance(caption=str(x), box=(x, 8, 17, 40)) for x in starts])
+    cover, _ = instance_regions(layout, layout_to_grounding_inputs(layout, torch.zeros(len(starts), 768)))
+    for i, x in enumerate(starts):
+        pixels = np.zeros((64, side), bool)
+        pixels[8:48, x:x + 17] = True
+        assert torch.equal(cover[i], raster_coverage(pixels)), x
