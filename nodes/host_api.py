@@ -86,6 +86,25 @@ def fix_empty_latent_channels(model, latent):
     return latent if fix is None else fix(model, latent)
 
 
+def model_patches(model) -> dict:
+    """{patch point: [patch objects]} of a MODEL's transformer_options (empty when it has none)."""
+    return model.model_options.get("transformer_options", {}).get("patches", {})
+
+
+def with_patch_swapped(model, old, new):
+    """A clone of the MODEL with patch object `old` replaced by `new` wherever it is set (the rest shared)."""
+    clone = model.clone()
+    patches = clone.model_options["transformer_options"]["patches"]
+    for point, listed in patches.items():
+        patches[point] = [new if p is old else p for p in listed]
+    return clone
+
+
+def load_device(model):
+    """The torch device a MODEL runs on."""
+    return model.load_device
+
+
 def unet_config(model) -> tuple:
     """(family name, unet_config dict) of a MODEL's UNet: its model config's class and settings (empty when the
     MODEL has none)."""

@@ -287,7 +287,7 @@ class ScaleUPatch(_SharedPatch):
 def release_caches(model) -> None:
     """Drop the device caches (tokens, masks) of every InstanceDiffusion patch of a MODEL; the host calls this at the
     end of each sampling run on 2026 hosts, samplers of this pack call it when their run ends or is interrupted."""
-    for patches in model.model_options.get("transformer_options", {}).get("patches", {}).values():
+    for patches in host_api.model_patches(model).values():
         for p in patches:
             if isinstance(p, _SharedPatch):
                 p.release()

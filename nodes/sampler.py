@@ -10,7 +10,7 @@ from .patch import FuserPatch, release_caches
 
 
 def find_fuser_patch(model) -> FuserPatch:
-    patches = model.model_options.get("transformer_options", {}).get("patches", {}).get("middle_patch", [])
+    patches = host_api.model_patches(model).get("middle_patch", [])
     ours = [p for p in patches if isinstance(p, FuserPatch)]
     if not ours:
         raise InstDiffError("this MODEL has no InstanceDiffusion patch; connect the output of 'Apply InstanceDiffusion'")
@@ -19,17 +19,14 @@ def find_fuser_patch(model) -> FuserPatch:
 
 def with_grounding(model, grounding):
     """A clone of the patched model whose fusers use `grounding` (everything else shared)."""
-    clone = model.clone()
-    patches = clone.model_options["transformer_options"]["patches"]
     old = find_fuser_patch(model)
-    patches["middle_patch"] = [old.with_grounding(grounding) if p is old else p for p in patches["middle_patch"]]
-    return clone
+    return host_api.with_patch_swapped(model, old, old.with_grounding(grounding))
 
 
 def auto_max_batch(model, latent: torch.Tensor, masked: bool) -> int:
     """`max_batch` = 0: every trajectory in one pass on the CPU; on a GPU, as many latents per pass as the free memory
     holds (the UNet's own estimate for a cond + uncond row pair plus the fusers' extra, per latent)."""
-    if model.load_device.type == "cpu":
+    if host_api.load_device(model).type == "cpu":
         return 0
     shape = list(latent.shape)
     element = torch.empty((), dtype=host_api.unet_compute_dtype(model)).element_size()
@@ -129,7 +126,7 @@ class InstanceDiffusionKSampler:
         sigmas = host_api.ksampler_sigmas(model, steps, sampler_name, scheduler, denoise)
         shared = None
         if host_api.draws_step_noise(sampler_name):
-            template = torch.zeros(noise.shape, dtype=noise.dtype, device=model.load_device)
+            template = torch.zeros(noise.shape, dtype=noise.dtype, device=host_api.load_device(model))
             shared = SharedStepNoise(host_api.step_noise_sampler(sampler_name, template, sigmas, seed))
         first = sigmas[:k + 1] if k < len(sigmas) - 1 else sigmas  # as KSampler's last_step, leftover noise kept
         results = []

@@ -1,5 +1,6 @@
 """No module-level caches in the pack: run state lives on the objects of a run (the only exception: host-managed weights)."""
 import ast
+import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,3 +44,15 @@ def test_the_check_sees_a_cache(tmp_path):
     probe.write_text("import weakref\nA = {}\nB: set = set()\nC = weakref.WeakKeyDictionary()\nD = {'k': 1}\n"
                      "def f():\n    e = {}\n")
     assert module_caches(probe) == ["A", "B", "C"]
+
+
+HOST_ACCESS = re.compile(r"import comfy|from comfy|folder_paths|comfy\.|latent_preview|hasattr\(|getattr\(|model_options")
+DOOR = {"nodes/host_api.py", "nodes/loader.py"}  # loader.py: its host access moves behind host_api in its own change
+
+
+def test_host_access_goes_through_host_api():
+    """Every host import, version branch and look-up on host objects is in nodes/host_api.py (the one door)."""
+    found = [f"{path.relative_to(REPO)}:{n}: {line.strip()}" for path in sorted(REPO.glob("nodes/*.py"))
+             if str(path.relative_to(REPO)) not in DOOR
+             for n, line in enumerate(path.read_text().splitlines(), 1) if HOST_ACCESS.search(line)]
+    assert found == []
