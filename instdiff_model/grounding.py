@@ -59,8 +59,8 @@ def frame_masks(layout) -> list:
 
 def instance_regions(layout, inputs: dict, masks=None) -> tuple:
     """(30,ceil(H/8),ceil(W/8)) float16 regions: the area coverage of each latent cell by the instance mask (or
-    polygon), else by its box in pixels; present (30,) from the grounding inputs. `masks`: frame_masks(layout) when already rasterised. One instance's
-    pixel raster at a time, never all 30 at image size."""
+    polygon), else by its box in pixels; present (30,) from the grounding inputs. `masks`: frame_masks(layout) when
+    already rasterised. One instance's pixel raster at a time, never all 30 at image size."""
     boxes = torch.zeros(1, N_SLOTS, 4)  # pixel boxes (the extent of a mask / polygon / scribble), zeros for a point
     for i, inst in enumerate(layout.instances):
         if (extent := instance_extent(inst)) is not None:
@@ -106,7 +106,8 @@ def build_grounding(tokenizer, layouts: list, phrase_embeddings: list, drop: str
     if len(sizes) > 1:
         raise InstDiffError(f"all layout frames must have the same size, got {sorted(sizes)}")
     masks = [frame_masks(layout) for layout in layouts]
-    inputs = [layout_to_grounding_inputs(layout, emb, seed, m) for layout, emb, m in zip(layouts, phrase_embeddings, masks)]
+    inputs = [layout_to_grounding_inputs(layout, emb, seed, m)
+              for layout, emb, m in zip(layouts, phrase_embeddings, masks)]
     tokens = _tokenize(tokenizer, inputs, drop, chunk)
     singles = tuple(_tokenize(tokenizer, [single_instance_inputs(inp, i) for i in range(len(layout.instances))],
                               drop, chunk) for layout, inp in zip(layouts, inputs))

@@ -3,19 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from zero_tokenizer import ZeroTokenizer
 
 SAMPLERS = ["euler_ancestral", "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_2m_sde", "lcm", "euler", "dpmpp_2m", "ddim"]
-
-
-class NullTokenizer(torch.nn.Module):
-    """Stand-in position net: zero tokens."""
-
-    def __init__(self):
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.zeros(1))
-
-    def forward(self, boxes, drop, **inputs):
-        return torch.zeros(boxes.shape[0], 184, 768), None
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +57,7 @@ def test_mis_runs_slice_the_tokenizer_output_without_preprocessing(env, monkeypa
     assert calls == []
 
 
-class RecordingTokenizer(NullTokenizer):
+class RecordingTokenizer(ZeroTokenizer):
     """Records its inputs; row b's tokens are the sum of its scribble and polygon inputs (to trace the rows)."""
 
     def __init__(self):

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from box_pixels import box_regions
+from zero_tokenizer import ZeroTokenizer
 from instdiff_model import layout as L
 from instdiff_model.locations import instance_mask
 from instdiff_model.grounding import instance_regions
@@ -146,17 +147,6 @@ def test_8192_layout_regions_are_small_and_never_all_at_image_size():
     assert growth < 700 * 2 ** 20  # one instance's 64 MiB raster and its temporaries at a time
     shoelace = abs(100 * (700 - 8100) + 8000 * (8100 - 100) + 4000 * (100 - 700)) / 2
     assert abs(poly_area - shoelace / 8192 ** 2) < 1e-3  # the polygon's coverage is its area
-
-
-class ZeroTokenizer(torch.nn.Module):
-    """Stand-in position net: zero tokens (the count below is about preprocessing)."""
-
-    def __init__(self):
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.zeros(1))
-
-    def forward(self, boxes, drop, **inputs):
-        return torch.zeros(boxes.shape[0], 184, 768), None
 
 
 def test_masks_are_rasterised_once_per_frame(monkeypatch):
