@@ -37,7 +37,7 @@ def setup(device: str):
     class M:
         pass
     m = M()
-    for short, name in [("patch", "nodes.patch"), ("sampler", "nodes.sampler"),
+    for short, name in [("patch", "nodes.patch"), ("sampler", "nodes.sampler"), ("tokenizer", "nodes.tokenizer"),
                         ("grounding", "instdiff_model.grounding"), ("model", "instdiff_model.model"),
                         ("layout", "instdiff_model.layout"), ("preprocess", "instdiff_model.preprocess"),
                         ("position_net", "instdiff_model.position_net"), ("blocks", "instdiff_model.blocks"),
@@ -128,8 +128,25 @@ def make_grounding(m, instdiff, layout, drop=None, seed=0):
                                        [phrase_embeddings(len(layout.instances), seed)], drop, seed)
 
 
+def conditioning(m, grounding, captions=()):
+    """The Instance Tokenizer's output value for a grounding (and caption conds, for MIS runs): what Apply patches with."""
+    return m.tokenizer.InstanceConditioning(grounding, tuple(captions))
+
+
+def warm(patch, per: int, h: int, w: int, device, dtype) -> None:
+    """Build a FuserPatch's device caches of a run (tokens; masks at the (h, w) token grid) before its first call, as
+    that call would (benchmarks time the calls without this one-off cost)."""
+    import torch
+    like = torch.empty(0, device=device, dtype=dtype)
+    frames = patch.grounding.frames_for(per)
+    patch._tokens(True, frames, like)
+    if patch.masked_attention:
+        (patch._groups if patch.grouped else patch._mask)(frames, h, w, like)
+    patch._weights(frames, h, w, like)
+
+
 def caption_conds(layout, seed=0) -> tuple:
-    """Random per-instance caption conds, as the Instance Tokenizer's captions (MIS runs: apply_patches(captions=))."""
+    """Random per-instance caption conds, as the Instance Tokenizer's captions (MIS runs: conditioning(captions=))."""
     import torch
     gen = torch.Generator().manual_seed(seed + 1)
     return tuple(torch.randn(1, 77, 768, generator=gen) for _ in layout.instances)

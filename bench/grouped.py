@@ -1,5 +1,5 @@
 """Benchmark section 7: grouped masked attention against the dense mask and unmasked: FLOP bounds, in-call time, memory."""
-from bench.common import make_grounding, make_layout, med, timed
+from bench.common import conditioning, make_grounding, make_layout, med, timed, warm
 from bench.report import Report
 from bench.unet_calls import TimedPatch, counted_flops, fuser_level_list, unet_call, warm_caches
 
@@ -45,7 +45,7 @@ def masked_saving(m, grounding, h: int, w: int) -> tuple:
 
 def patch_options(m, unet_model, instdiff, grounding, config: str, clock) -> dict:
     """transformer_options with the pack's fuser patch (ScaleU off: the bound counts fusers only) in `config`."""
-    patched = m.patch.apply_patches(unet_model, instdiff, grounding, 1.0, 0.0, False, config != "unmasked")
+    patched = m.patch.apply_patches(unet_model, instdiff, conditioning(m, grounding), 1.0, 0.0, False, config != "unmasked")
     patches = patched.model_options["transformer_options"]["patches"]
     for p in patches["middle_patch"]:
         p.grouped = config == "grouped masked"
@@ -181,7 +181,7 @@ def call_peak_bytes(m, h: int, w: int, config: str, grounding) -> dict:
     with torch.device("meta"):
         unet = comfy.supported_models.SD15(m.rm.sd15_unet_config(320)).get_model({}).diffusion_model.half()
         inst = m.model.InstanceDiffusionModel(320).half()
-    fp = m.patch.FuserPatch(inst, grounding, lambda sigma: 1.0, config != "unmasked", grouped=config == "grouped masked")
+    fp = m.patch.FuserPatch(inst, conditioning(m, grounding), lambda sigma: 1.0, config != "unmasked", grouped=config == "grouped masked")
     modes = []
 
     def in_patch(x, extra_options):
@@ -203,7 +203,7 @@ def call_peak_bytes(m, h: int, w: int, config: str, grounding) -> dict:
                      dtype=torch.float16), transformer_options=dict(opts))
     finally:
         torch.nn.functional.scaled_dot_product_attention = sdpa
-    held = cache_bytes(fp._cache)
+    held = cache_bytes(fp.cache.entries)
     return {"first": modes[0].peak, "later": modes[1].peak + held, "held": held, "largest": modes[0].largest}
 
 
@@ -254,11 +254,11 @@ def fuser_pass_seconds(m, instdiff, h: int, w: int, rounds: int) -> dict:
         g = make_grounding(m, instdiff, lay)
         for config in CONFIGS:
             if config != "unmasked" or not patches:
-                fp = m.patch.FuserPatch(instdiff, g, lambda sigma: 1.0, config != "unmasked",
+                fp = m.patch.FuserPatch(instdiff, conditioning(m, g), lambda sigma: 1.0, config != "unmasked",
                                         grouped=config == "grouped masked")
-                fp.warm(1, h, w, m.device, torch.float32)
+                warm(fp, 1, h, w, m.device, torch.float32)
                 for level in (1, 2):
-                    fp.warm(1, -(-h // 2 ** level), -(-w // 2 ** level), m.device, torch.float32)
+                    warm(fp, 1, -(-h // 2 ** level), -(-w // 2 ** level), m.device, torch.float32)
                 patches[(name, config) if config != "unmasked" else ("all", config)] = fp
     best = {}
     for _ in range(rounds):

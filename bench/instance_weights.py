@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import build_instdiff, make_grounding, make_layout, med, setup, sync  # noqa: E402
+from bench.common import build_instdiff, conditioning, make_grounding, make_layout, med, setup, sync  # noqa: E402
 from bench.unet_calls import fuser_level_list  # noqa: E402
 
 
@@ -42,9 +42,9 @@ def main() -> int:
     layout.instances[0].weight = 1.5
     weighted = make_grounding(m, instdiff, layout)
     assert plain.weights is None and weighted.weights is not None
-    patches = {name: m.patch.FuserPatch(instdiff, g, lambda sigma: 1.0, False) for name, g in
+    patches = {name: m.patch.FuserPatch(instdiff, conditioning(m, g), lambda sigma: 1.0, False) for name, g in
                (("all 1", plain), ("weighted", weighted))}
-    direct = m.patch.FuserPatch(instdiff, plain, lambda sigma: 1.0, False)
+    direct = m.patch.FuserPatch(instdiff, conditioning(m, plain), lambda sigma: 1.0, False)
     calls = fuser_inputs(m, args.latent)
 
     def run(name):

@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from bench.common import (GiB, MiB, REPO, build_instdiff, build_unet_model, caption_conds, make_grounding,
+from bench.common import (GiB, MiB, REPO, build_instdiff, build_unet_model, caption_conds, conditioning, make_grounding,
                           make_layout, peak_rss_bytes, rss_bytes, text_cond)
 from bench.report import Report
 
@@ -25,7 +25,7 @@ def child_memory(m, mode: str, cfg_json: str):
             instdiff = build_instdiff(m, 320)
             lay = make_layout(m, 10, "mixed", cfg["w"] * 8, cfg["h"] * 8)
             g = make_grounding(m, instdiff, lay)
-            model = m.patch.apply_patches(model, instdiff, g, 1.0, 0.0, True, True)
+            model = m.patch.apply_patches(model, instdiff, conditioning(m, g), 1.0, 0.0, True, True)
             out["instdiff_bytes"] = sum(p.numel() * p.element_size() for p in instdiff.parameters())
         import comfy.sample
         noise = comfy.sample.prepare_noise(latent, 0)
@@ -46,7 +46,7 @@ def child_memory(m, mode: str, cfg_json: str):
         series, cuda_series = [], []
         for i in range(10):
             g = make_grounding(m, instdiff, lay, seed=0)
-            patched = m.patch.apply_patches(model, instdiff, g, 1.0, 0.0, True, True, captions=caption_conds(lay))
+            patched = m.patch.apply_patches(model, instdiff, conditioning(m, g, caption_conds(lay)), 1.0, 0.0, True, True)
             node.sample(patched, i, 4, 7.0, "euler", "normal", text_cond(1), text_cond(2), latent, 1.0, 0.5, 0)
             del patched, g
             gc.collect()

@@ -1,5 +1,5 @@
 """Benchmark sections 1 and 4 (tiny UNet): the instance tokenizer's cost and call count, and the MIS sampler's cost."""
-from bench.common import (FORMATS, caption_conds, make_grounding, make_layout, med, phrase_embeddings, text_cond,
+from bench.common import (FORMATS, caption_conds, conditioning, make_grounding, make_layout, med, phrase_embeddings, text_cond,
                           timed)
 from bench.report import Report
 
@@ -61,7 +61,7 @@ def section1(m, cfg, rep: Report, tiny):
             for steps in cfg.count_steps:
                 counter["n"] = 0
                 g = make_grounding(m, big, lay)
-                patched = m.patch.apply_patches(model, big, g, 1.0, 0.0, True, True, captions=caption_conds(lay))
+                patched = m.patch.apply_patches(model, big, conditioning(m, g, caption_conds(lay)), 1.0, 0.0, True, True)
                 tok_calls = counter["n"]
                 counter["n"] = 0
                 if mode == "KSampler":
@@ -104,7 +104,7 @@ def section4(m, cfg, rep: Report, tiny):
     lay = make_layout(m, n, "boxes", size, size)
     latent = {"samples": torch.zeros(1, 4, size // 8, size // 8)}
     g = make_grounding(m, instdiff, lay)
-    patched = m.patch.apply_patches(model, instdiff, g, 1.0, 0.0, True, False, captions=caption_conds(lay))
+    patched = m.patch.apply_patches(model, instdiff, conditioning(m, g, caption_conds(lay)), 1.0, 0.0, True, False)
     node = m.sampler.InstanceDiffusionKSampler()
     runs = {"plain (mis=0)": (0.0, 0), "MIS batched (max_batch=0)": (mis, 0), "MIS one-by-one (max_batch=1)": (mis, 1)}
 
@@ -119,7 +119,7 @@ def section4(m, cfg, rep: Report, tiny):
         for name in (list(runs) if r % 2 == 0 else list(runs)[::-1]):
             times[name].append(timed(m, lambda: go(name))[0])
             print(f"    {name:30s} {times[name][-1]:.2f} s", flush=True)
-    t_mg = med([timed(m, lambda: m.mis.mis_grounding(instdiff.position_net, g, 1))[0] for _ in range(cfg.reps4)])
+    t_mg = med([timed(m, lambda: m.mis.mis_grounding(g, 1))[0] for _ in range(cfg.reps4)])
     plain = med(times["plain (mis=0)"])
     rep.detail(4, f"Tiny SD1.5-config UNet (model_channels {cfg.tiny_channels}, random weights) with matching-width "
                   f"fusers (the position net is full size), {size}x{size} image (latent {size // 8}x{size // 8}), batch "

@@ -1,7 +1,7 @@
 """Benchmark sections 2 and 3 (full-size UNet): time per UNet call vs the FLOP bound, and the per-call-tokenizer baseline."""
 import time
 
-from bench.common import make_grounding, make_layout, med, phrase_embeddings, sync, timed
+from bench.common import conditioning, make_grounding, make_layout, med, phrase_embeddings, sync, timed, warm
 from bench.report import Report
 
 
@@ -102,7 +102,7 @@ def unet_options(m, base_model, instdiff, grounding, config: str, clock, baselin
         patches = {"middle_patch": [PerCallTokenizerPatch(m, instdiff, baseline_inputs, grounding.drop)],
                    "output_block_patch": [m.patch.ScaleUPatch(instdiff)]}
     else:
-        patched = m.patch.apply_patches(base_model, instdiff, grounding, 1.0, 0.0, scaleu, masked)
+        patched = m.patch.apply_patches(base_model, instdiff, conditioning(m, grounding), 1.0, 0.0, scaleu, masked)
         patches = patched.model_options["transformer_options"]["patches"]
     opts["patches"] = {k: [TimedPatch(p, m.device, clock) for p in v] for k, v in patches.items()}
     return opts
@@ -116,7 +116,7 @@ def warm_caches(m, opts, h, w):
         if not isinstance(p, m.patch.FuserPatch):
             continue
         for level in range(3):
-            p.warm(1, -(-h // 2 ** level), -(-w // 2 ** level), m.device, torch.float32)
+            warm(p, 1, -(-h // 2 ** level), -(-w // 2 ** level), m.device, torch.float32)
 
 
 def unet_call(m, unet, x, ctx, ts, sigmas, opts):

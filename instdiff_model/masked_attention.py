@@ -36,14 +36,15 @@ REGION_CELL = 8  # pixels per side of a region cell: the VAE's downscale, so the
 
 
 def box_axes(boxes: torch.Tensor, height: int, width: int) -> tuple:
-    """(B,30,4) normalised x0,y0,x1,y1 -> per box, (B,30,height) bool rows and (B,30,width) bool columns of a
-    height x width image that it reaches into (k < x1 * width and k + 1 > x0 * width; a box thinner than a pixel keeps
-    the one it lies in): the pixels of its region are those rows x those columns."""
-    x0, y0, x1, y1 = boxes.float().clamp(0, 1).unbind(-1)
+    """(B,30,4) x0,y0,x1,y1 in pixels -> per box, (B,30,height) bool rows and (B,30,width) bool columns of a
+    height x width image that it reaches into (k < x1 and k + 1 > x0; a box thinner than a pixel keeps the one it
+    lies in): the pixels of its region are those rows x those columns."""
+    x0, y0, x1, y1 = boxes.float().unbind(-1)
+    x0, x1, y0, y1 = x0.clamp(0, width), x1.clamp(0, width), y0.clamp(0, height), y1.clamp(0, height)
     cols = torch.arange(width, dtype=torch.float32, device=boxes.device)
     rows = torch.arange(height, dtype=torch.float32, device=boxes.device)
-    in_x = (cols + 1 > x0[..., None] * width) & (cols < x1[..., None] * width)
-    in_y = (rows + 1 > y0[..., None] * height) & (rows < y1[..., None] * height)
+    in_x = (cols + 1 > x0[..., None]) & (cols < x1[..., None])
+    in_y = (rows + 1 > y0[..., None]) & (rows < y1[..., None])
     return in_y, in_x
 
 
@@ -58,7 +59,7 @@ def _pool_last(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def box_coverage(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """(B,30,4) normalised boxes -> (B,30,rows,cols) float16 area coverage of the region grid by each box's pixels
+    """(B,30,4) pixel boxes -> (B,30,rows,cols) float16 area coverage of the region grid by each box's pixels
     (box_axes' rows x columns): a cell's fraction is the fraction of its pixel rows the box overlaps times that of
     its pixel columns, so no pixel raster is built."""
     in_y, in_x = box_axes(boxes, height, width)

@@ -1,4 +1,4 @@
-"""Multi-instance sampler (MIS): trajectories (full + one per instance), their grounding, text, noise; the average."""
+"""Multi-instance sampler (MIS): trajectories (full + one per instance), their grounding, text, noise, memory; the average."""
 import dataclasses
 import math
 
@@ -6,7 +6,7 @@ import torch
 
 from .errors import InstDiffError
 from .grounding import Grounding
-from .preprocess import layout_to_grounding_inputs, null_grounding_inputs
+from .constants import N_GROUNDING
 
 
 def mis_steps(steps: int, mis: float) -> int:
@@ -76,15 +76,6 @@ class SharedStepNoise:
         return noise
 
 
-def single_instance_inputs(inputs: dict, index: int) -> dict:
-    """Slot `index` of a layout's grounding inputs alone in slot 0: an MIS trajectory's inputs, with the same
-    points sampled from masks as the full layout's (official prepare_instance_meta slices the full meta)."""
-    out = null_grounding_inputs(1)
-    for name, value in inputs.items():
-        out[name][0, 0] = value[0, index]
-    return out
-
-
 def single_instance_regions(grounding: Grounding, frame: int, index: int) -> tuple:
     """(regions, present) of instance `index` of `frame` alone in slot 0, sliced from the full grounding."""
     regions = torch.zeros_like(grounding.regions[frame])
@@ -93,32 +84,28 @@ def single_instance_regions(grounding: Grounding, frame: int, index: int) -> tup
     return regions, present
 
 
-@torch.no_grad()
-def mis_grounding(tokenizer, grounding: Grounding, per: int, chunk: int = 8) -> Grounding:
-    """Grounding for T = n+1 trajectories x `per` latents: row t*per+b is trajectory t of latent b.
+def instance_count(grounding: Grounding) -> int:
+    """The number n of instances of the first layout frame (MIS runs n + 1 trajectories)."""
+    return len(grounding.instance_tokens[0]) if grounding.instance_tokens else 0
 
-    Trajectory 0 is the full layout; trajectory i >= 1 is instance i-1 alone in slot 0, from the full layout's
-    preprocessed inputs (the same seed, so the same scribble / polygon points) and its region.
+
+def mis_grounding(grounding: Grounding, per: int) -> Grounding:
+    """Grounding for T = n+1 trajectories x `per` latents: row t*per+b is trajectory t of latent b, sliced from the
+    tokenizer's output (no tokenizer run).
+
+    Trajectory 0 is the full layout; trajectory i >= 1 is instance i-1 alone in slot 0: its single-instance tokens
+    (from the full layout's preprocessed inputs, so the same scribble / polygon points) and its region.
     """
-    counts = {len(layout.instances) for layout in grounding.layouts}
+    counts = {len(t) for t in grounding.instance_tokens}
     if len(counts) != 1:
         raise InstDiffError(f"MIS needs the same instances in every layout frame, got counts {sorted(counts)}")
     n = counts.pop()
-    device = next(tokenizer.parameters()).device
-    tokens = []  # per frame: (n, 184, 768)
-    for layout, emb in zip(grounding.layouts, grounding.phrase_embeddings):
-        full = layout_to_grounding_inputs(layout, emb, grounding.seed)
-        singles = [single_instance_inputs(full, i) for i in range(n)]
-        for start in range(0, n, chunk):
-            part = singles[start:start + chunk]
-            batch = {k: torch.cat([p[k] for p in part]).to(device) for k in part[0]}
-            tokens.append(tokenizer(**batch, drop=grounding.drop)[0].float().cpu())
-    tokens = torch.cat(tokens).reshape(grounding.frames, n, *grounding.tokens.shape[1:])
     frames = grounding.frames_for(per)
+    alone = torch.stack(grounding.instance_tokens)  # (F, n, 184, 768)
     single = [single_instance_regions(grounding, int(f), i) for i in range(n) for f in frames]
     return dataclasses.replace(
         grounding,
-        tokens=torch.cat([grounding.tokens[frames]] + [tokens[frames, i] for i in range(n)]),
+        tokens=torch.cat([grounding.tokens[frames]] + [alone[frames, i] for i in range(n)]),
         regions=torch.cat([grounding.regions[frames], torch.stack([r for r, _ in single])]),
         present=torch.cat([grounding.present[frames], torch.stack([p for _, p in single])]),
         **single_instance_weights(grounding, frames, n))
@@ -142,3 +129,15 @@ def trajectory_rows(grounding: Grounding, rows: torch.Tensor) -> Grounding:
     weighted = {} if grounding.weights is None else {"weights": grounding.weights[rows], "points": grounding.points[rows]}
     return dataclasses.replace(grounding, tokens=grounding.tokens[rows], regions=grounding.regions[rows],
                                present=grounding.present[rows], **weighted)
+
+
+def fuser_bytes_per_latent(latent_h: int, latent_w: int, element_size: int = 2, masked: bool = False,
+                           channels: int = 320, heads: int = 8) -> int:
+    """Peak extra bytes one latent (its cond and uncond rows) adds to a UNet call through the finest-grid fuser:
+    the [visual | 184 grounding] tokens through norm/q/k/v/out/FF (about 12 copies of N+184 tokens x C), the attention
+    scores of a non-fused attention backend (heads x N x (N+184)), and with masked attention one more frame mask
+    (N x (N+184)) when latents do not share a layout frame. For sizing MIS passes from free memory."""
+    n = latent_h * latent_w
+    length = n + N_GROUNDING
+    per_row = 12 * length * channels + heads * n * length
+    return element_size * (2 * per_row + (n * length if masked else 0))

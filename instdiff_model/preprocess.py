@@ -186,24 +186,9 @@ def reorder_scribble(points, n: int = N_SCRIBBLE_POINTS) -> np.ndarray:
     return _sort_by_norm(pts[idx], (0, 0))
 
 
-def rescale_box(box_xywh, width: float, height: float) -> list:
-    """Official rescale_box: [x, y, w, h] pixels -> [x0, y0, x1, y1] normalised (no clamping)."""
-    x, y, w, h = box_xywh
-    return [x / width, y / height, (x + w) / width, (y + h) / height]
-
-
 def point_from_box(box_xyxy) -> list:
     """Official get_point_from_box: centre of a normalised x0, y0, x1, y1 box."""
     return [(box_xyxy[0] + box_xyxy[2]) / 2.0, (box_xyxy[1] + box_xyxy[3]) / 2.0]
-
-
-def attention_mask_from_box(box_xyxy, size: int) -> np.ndarray:
-    """Official get_attmask_w_box for one box: (size, size) float32 with att[x1:x2, y1:y2] = 1 (x first axis),
-    bounds np.round(coord * size) (round half to even)."""
-    x1, y1, x2, y2 = (int(np.round(c * size)) for c in box_xyxy)
-    att = np.zeros((size, size), dtype=np.float32)
-    att[x1:x2, y1:y2] = 1
-    return att
 
 
 def _box_xyxy(inst, width: int, height: int) -> list:
@@ -229,19 +214,20 @@ def null_grounding_inputs(batch: int = 1) -> dict:
     }
 
 
-def layout_to_grounding_inputs(layout, phrase_embeddings: torch.Tensor, seed: int = 0) -> dict:
+def layout_to_grounding_inputs(layout, phrase_embeddings: torch.Tensor, seed: int = 0, masks=None) -> dict:
     """Layout + (n, 768) phrase embeddings -> official-name float32 tensors with batch 1 (see tokenizer).
 
     Per slot i (layout order; zeros after the last instance), following the official inference.py but
     keeping masks (which inference.py discards by a bug):
-      boxes      rescale_box(box) / mask, polygon or scribble extent / zeros for point-only instances
+      boxes      the box (official rescale_box) / mask, polygon or scribble extent / zeros for point-only instances
       points     given point / (W, H), else the box centre
       scribbles  user strokes (concatenated) / (W, H) through reorder_scribbles; else 20 points sampled from
                  the mask (legacy np RandomState(seed), one stream over the slots); else zeros
       polygons   sample_sparse_points_from_mask on the mask at image size (Python random.Random(seed) for
                  masks under 128 pixels) / (W, H), capped at 1; else zeros
       segs       the mask nearest-resized to 512x512 (PIL NEAREST rule, see resize_nearest); else zeros
-    The mask is the instance mask, or its polygon rasterised (rasterize_polygon). No global RNG is used.
+    The mask is the instance mask, or its polygon rasterised (rasterize_polygon); `masks` gives them per instance
+    when the caller has already rasterised the frame. No global RNG is used.
     """
     n = len(layout.instances)
     emb = torch.as_tensor(phrase_embeddings)
@@ -254,7 +240,7 @@ def layout_to_grounding_inputs(layout, phrase_embeddings: torch.Tensor, seed: in
     out = null_grounding_inputs(1)
     np_rng, py_rng = np.random.RandomState(seed), random.Random(seed)
     for i, inst in enumerate(layout.instances):
-        mask = instance_mask(inst, h, w)
+        mask = instance_mask(inst, h, w) if masks is None else masks[i]
         box = _box_xyxy(inst, w, h)
         out["masks"][0, i] = 1.0
         out["positive_embeddings"][0, i] = emb[i].float()

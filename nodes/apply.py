@@ -1,6 +1,7 @@
 """Apply InstanceDiffusion node: a clone of the MODEL with fusers, ScaleU and (optionally) instance-masked attention."""
 from ..instdiff_model.constants import CONTEXT_DIM
 from ..instdiff_model.errors import InstDiffError
+from . import host_api
 from .patch import apply_patches
 
 TRANSFORMER_DEPTH = [1, 1, 1, 1, 1, 1, 0, 0]
@@ -8,9 +9,7 @@ TRANSFORMER_DEPTH = [1, 1, 1, 1, 1, 1, 0, 0]
 
 def check_sd15(model, instdiff) -> None:
     """Refuse anything that is not an SD1.5-architecture UNet whose widths match the fusers."""
-    config = getattr(model.model, "model_config", None)
-    unet = getattr(config, "unet_config", {}) or {}
-    family = type(config).__name__ if config is not None else type(model.model).__name__
+    family, unet = host_api.unet_config(model)
     if (unet.get("context_dim") != CONTEXT_DIM or unet.get("adm_in_channels") is not None
             or list(unet.get("transformer_depth", [])) != TRANSFORMER_DEPTH or unet.get("use_linear_in_transformer")):
         raise InstDiffError(
@@ -62,9 +61,8 @@ class ApplyInstanceDiffusion:
     def apply(self, model, instancediffusion, instance_conditioning, grounding_full, grounding_decay, scaleu,
               masked_attention, strength=1.0):
         check_sd15(model, instancediffusion)
-        return (apply_patches(model, instancediffusion, instance_conditioning.grounding, grounding_full,
-                              grounding_decay, scaleu, masked_attention, captions=instance_conditioning.captions,
-                              strength=strength),)
+        return (apply_patches(model, instancediffusion, instance_conditioning, grounding_full, grounding_decay,
+                              scaleu, masked_attention, strength=strength),)
 
 
 NODE_CLASS_MAPPINGS = {"ApplyInstanceDiffusion": ApplyInstanceDiffusion}

@@ -1,8 +1,18 @@
-"""The pack's one door to the host: what differs between the 2024-03 and 2026 (0.8.0) ComfyUI, and managed weights."""
+"""The pack's one door to the host: every host import, what differs between the 2024-03 and 2026 ComfyUI, managed weights."""
+import functools
+import inspect
 import weakref
+
+import torch
 
 import comfy.model_management
 import comfy.model_patcher
+import comfy.sample
+import comfy.samplers
+import comfy.utils
+import latent_preview
+
+from ..instdiff_model.errors import InstDiffError
 
 
 def model_sampling_of(model):
@@ -15,6 +25,14 @@ def model_sampling_of(model):
 def loads_patch_models() -> bool:
     """2026: load_models_gpu also loads the ModelPatchers a patch object lists in `.models()` (2024: it does not)."""
     return hasattr(comfy.model_patcher.ModelPatcher, "model_patches_models")
+
+
+def follow_unet(module, patcher, device) -> None:
+    """2024 host: move (never cast) patch weights with the UNet to `device`; with --lowvram/--novram they stay on the
+    offload device and are streamed per call. 2026 host: nothing, the host loads `patcher` itself (the patch lists it
+    in `.models()`)."""
+    if not loads_patch_models():
+        module.to(patcher.offload_device if low_vram() else device)
 
 
 def managed_weights(module):
@@ -64,9 +82,64 @@ def low_vram() -> bool:
 
 def fix_empty_latent_channels(model, latent):
     """2026: an empty latent gets the MODEL's latent channels (as core KSampler does); 2024: the latent as it is."""
-    import comfy.sample
     fix = getattr(comfy.sample, "fix_empty_latent_channels", None)
     return latent if fix is None else fix(model, latent)
+
+
+def model_patches(model) -> dict:
+    """{patch point: [patch objects]} of a MODEL's transformer_options (empty when it has none)."""
+    return model.model_options.get("transformer_options", {}).get("patches", {})
+
+
+def with_patch_swapped(model, old, new):
+    """A clone of the MODEL with patch object `old` replaced by `new` wherever it is set (the rest shared)."""
+    clone = model.clone()
+    patches = clone.model_options["transformer_options"]["patches"]
+    for point, listed in patches.items():
+        patches[point] = [new if p is old else p for p in listed]
+    return clone
+
+
+def load_device(model):
+    """The torch device a MODEL runs on."""
+    return model.load_device
+
+
+def unet_config(model) -> tuple:
+    """(family name, unet_config dict) of a MODEL's UNet: its model config's class and settings (empty when the
+    MODEL has none)."""
+    config = getattr(model.model, "model_config", None)
+    family = type(config).__name__ if config is not None else type(model.model).__name__
+    return family, getattr(config, "unet_config", {}) or {}
+
+
+def is_inpaint_model(model) -> bool:
+    """Whether the MODEL's UNet is an inpainting UNet (it sees the input latent and mask as extra channels)."""
+    return bool(getattr(model.model, "inpaint_model", False))
+
+
+def token_grid(n_tokens: int, extra_options: dict) -> tuple:
+    """(h, w) of a transformer block's visual tokens: the host's activations_shape (2026), else (2024) from the
+    latent size (original_shape) and the token count."""
+    if "activations_shape" in extra_options:
+        return tuple(extra_options["activations_shape"][-2:])
+    height, width = extra_options["original_shape"][-2:]
+    for level in range(6):
+        h, w = -(-height // 2 ** level), -(-width // 2 ** level)
+        if h * w == n_tokens:
+            return h, w
+    raise InstDiffError(f"cannot place {n_tokens} visual tokens on a {height}x{width} latent")
+
+
+def context_window_frames(extra_options: dict, per: int):
+    """Frame indices of this call's `per` latents under video context windows: AnimateDiff-Evolved's
+    `ad_params["sub_idxs"]` or core's `context_window.index_list` (a batch-dim window); None when the whole batch
+    is sampled (or a window left over from an earlier call does not match this batch)."""
+    sub = (extra_options.get("ad_params") or {}).get("sub_idxs")
+    window = extra_options.get("context_window")
+    if sub is None and window is not None and getattr(window, "dim", 0) == 0:
+        sub = getattr(window, "index_list", None)
+    return None if sub is None or len(sub) != per else [int(i) for i in sub]
 
 
 def unet_compute_dtype(model):
@@ -90,7 +163,6 @@ def load_models(models: list, memory_required: int = 0) -> None:
 def _takes_query_subset_mask(fn) -> bool:
     """False for backends that cannot take the fusers' per-row additive mask (rows, 1, N, N+184): sage attention
     drops masks silently; the 2024 host's xformers (no `skip_reshape`) pads masks to the query length."""
-    import inspect
     name = getattr(fn, "__name__", "")
     if name in ("attention_sage", "attention3_sage"):
         return False
@@ -108,6 +180,54 @@ def host_attention(masked: bool):
     return fn if _takes_query_subset_mask(fn) else attention.attention_pytorch
 
 
+SAMPLERS, SCHEDULERS = comfy.samplers.KSampler.SAMPLERS, comfy.samplers.KSampler.SCHEDULERS  # the host's choices
+
+
+def draws_step_noise(sampler_name: str) -> bool:
+    """Whether the host's sampler adds noise at each step (ancestral, SDE, LCM, DDPM...) through a noise_sampler
+    (False for samplers of other packs that are not k-diffusion functions)."""
+    function = getattr(comfy.samplers.sampler_object(sampler_name), "sampler_function", None)
+    return function is not None and "noise_sampler" in inspect.signature(function).parameters
+
+
+def host_sampler(sampler_name: str, noise_sampler=None):
+    """The host's sampler object, its per-step noise taken from `noise_sampler` when it draws any."""
+    sampler = comfy.samplers.sampler_object(sampler_name)
+    if noise_sampler is not None and draws_step_noise(sampler_name):
+        sampler.sampler_function = functools.partial(sampler.sampler_function, noise_sampler=noise_sampler)
+    return sampler
+
+
+def prepare_noise(latent, seed: int, batch_index=None):
+    """The initial noise core KSampler draws for `latent` and `seed`."""
+    return comfy.sample.prepare_noise(latent, seed, batch_index)
+
+
+def progress_callback(model, steps: int):
+    """The host's per-step callback: the progress bar and the latent preview of `steps` steps in all."""
+    return latent_preview.prepare_callback(model, steps)
+
+
+def sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative, latent, denoise, noise_mask,
+           callback, seed):
+    """One run of core KSampler's sampling (its sampler and scheduler by name)."""
+    return comfy.sample.sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative, latent,
+                               denoise=denoise, noise_mask=noise_mask, callback=callback,
+                               disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+
+
+def sample_custom(model, noise, cfg, sampler, sigmas, positive, negative, latent, noise_mask, callback, seed):
+    """One run of the host's custom sampling (a sampler object and explicit sigmas)."""
+    return comfy.sample.sample_custom(model, noise, cfg, sampler, sigmas, positive, negative, latent,
+                                      noise_mask=noise_mask, callback=callback,
+                                      disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+
+
+def throw_if_interrupted() -> None:
+    """Raise the host's interruption when the user pressed Cancel."""
+    comfy.model_management.throw_exception_if_processing_interrupted()
+
+
 class _SamplingOwner:
     """What the host's KSampler reads model_sampling from: the inner model (2024) or the ModelPatcher (2026)."""
 
@@ -120,7 +240,6 @@ class _SamplingOwner:
 
 def ksampler_sigmas(model, steps: int, sampler_name: str, scheduler: str, denoise: float):
     """The full sigma schedule the host's KSampler uses for these settings (scheduler, denoise, per-sampler tweaks)."""
-    import comfy.samplers
     owner = _SamplingOwner(model_sampling_of(model))
     return comfy.samplers.KSampler(owner, steps=steps, device=model.load_device, sampler=sampler_name,
                                    scheduler=scheduler, denoise=denoise, model_options=model.model_options).sigmas
@@ -130,9 +249,6 @@ def step_noise_sampler(sampler_name: str, x, sigmas, seed):
     """`f(sigma, sigma_next)` -> the per-step noise the host's sampler `sampler_name` draws for latents shaped like
     `x`: the seeded Brownian tree of the dpmpp SDE samplers (both hosts), else Gaussian noise from the host's
     seeded generator (2026; the 2024 host draws from the global RNG, so we seed a generator as 2026 does)."""
-    import inspect
-
-    import torch
     from comfy.k_diffusion import sampling
     if sampler_name.startswith("dpmpp_") and "_sde" in sampler_name:
         return sampling.BrownianTreeNoiseSampler(x, sigmas[sigmas > 0].min(), sigmas.max(), seed=seed,
@@ -148,10 +264,10 @@ def resume_noise(model, x, latent, sigma: float):
     """The noise with which the host's sampler, given `latent` as its latent_image and sigmas starting at `sigma`
     (below the maximum), starts from the partly denoised `x` (both as the sampler returns latents): its start is
     latent_in + sigma * noise (the SD1.5 noise scaling of both hosts), and a denoise mask keeps `latent` outside."""
-    import torch
     inner = model.model
 
     def latent_in(t):  # as the host: an all-zero latent is not shifted
         return inner.process_latent_in(t) if torch.count_nonzero(t) > 0 else t
 
     return (latent_in(x) - latent_in(latent)) / float(sigma)
+

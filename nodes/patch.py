@@ -1,4 +1,6 @@
 """Model-level patches that put InstanceDiffusion into the host UNet: fusers at `middle_patch`, ScaleU at `output_block_patch`."""
+import dataclasses
+
 import torch
 from torch import nn
 
@@ -6,34 +8,12 @@ from ..instdiff_model.errors import InstDiffError
 from ..instdiff_model.gate import GateSchedule
 from ..instdiff_model.grouped_attention import GroupedMask, frame_plans, grouped_pays
 from ..instdiff_model.instance_weight import token_weights
-from ..instdiff_model.masked_attention import N_GROUNDING, instance_attention_mask
+from ..instdiff_model.masked_attention import instance_attention_mask
+from ..instdiff_model.scaleu import FFTFallback
 from . import host_api
 from .host_api import host_attention, model_sampling_of
 
 COND, UNCOND = 0, 1
-
-
-def _token_grid(n_tokens: int, extra_options: dict) -> tuple:
-    """(h, w) of a block's visual tokens: from activations_shape (new hosts) or the latent size and token count."""
-    if "activations_shape" in extra_options:
-        return tuple(extra_options["activations_shape"][-2:])
-    height, width = extra_options["original_shape"][-2:]
-    for level in range(6):
-        h, w = -(-height // 2 ** level), -(-width // 2 ** level)
-        if h * w == n_tokens:
-            return h, w
-    raise InstDiffError(f"cannot place {n_tokens} visual tokens on a {height}x{width} latent")
-
-
-def window_frames(extra_options: dict, per: int):
-    """Frame indices of this call's `per` latents under video context windows: AnimateDiff-Evolved's
-    `ad_params["sub_idxs"]` or core's `context_window.index_list` (a batch-dim window); None when the whole batch
-    is sampled (or a window left over from an earlier call does not match this batch)."""
-    sub = (extra_options.get("ad_params") or {}).get("sub_idxs")
-    window = extra_options.get("context_window")
-    if sub is None and window is not None and getattr(window, "dim", 0) == 0:
-        sub = getattr(window, "index_list", None)
-    return None if sub is None or len(sub) != per else [int(i) for i in sub]
 
 
 def _pick(stack: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
@@ -84,10 +64,8 @@ class PatchWeights:
         self.nbytes = sum(p.numel() * p.element_size() for p in self.module.parameters())
 
     def follow(self, device) -> None:
-        """2024 host: move (never cast) the weights with the UNet; with --lowvram/--novram they stay offloaded and
-        are streamed per call. 2026 host: the host loads self.patcher itself (the patch lists it in .models())."""
-        if not host_api.loads_patch_models():
-            self.module.to(self.patcher.offload_device if host_api.low_vram() else device)
+        """The weights follow the UNet to `device` where the host does not load them itself (see host_api)."""
+        host_api.follow_unet(self.module, self.patcher, device)
 
 
 def patch_weights(instdiff) -> PatchWeights:
@@ -118,44 +96,74 @@ class _SharedPatch:
         """Drop every cache built for a run (nothing by default)."""
 
 
+class RunCache:
+    """What a patch builds for a sampling run: device copies (tokens per device and dtype; per layout frame and token
+    grid the masks, grouping plans and weight maps) and the sigma last seen; `reset` drops all of it."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.entries = {}
+        self.seen_sigmas = self.last_sigma = None  # the host's sigmas tensor of the last UNet call, its max
+        self.scale = 1.0  # the gate computed for that call
+
+    def get(self, key, build):
+        """The entry `key`, built by `build()` when missing."""
+        if key not in self.entries:
+            self.entries[key] = build()
+        return self.entries[key]
+
+    def per_frame(self, key, frames: torch.Tensor, build) -> dict:
+        """{frame: entry} of `key` holding every frame of `frames`; `build(missing)` gives the entries of the frames
+        (a sorted list) not built yet."""
+        table = self.entries.setdefault(key, {})
+        missing = sorted(set(frames.tolist()) - set(table))
+        if missing:
+            table.update(zip(missing, build(missing)))
+        return table
+
+    def rows(self, key, frames: torch.Tensor, build) -> torch.Tensor:
+        """per_frame's entries picked per row of `frames` (a broadcast view when all rows share one frame)."""
+        table = self.per_frame(key, frames, build)
+        return _pick_list([table[f] for f in frames.tolist()])
+
+
 class FuserPatch(_SharedPatch):
     """middle_patch: x = fuser_i(x, objs) with grounding tokens for cond chunks and null tokens for uncond chunks."""
 
-    def __init__(self, instdiff, grounding, gate, masked_attention: bool, captions: tuple = (), strength: float = 1.0,
+    def __init__(self, instdiff, conditioning, gate, masked_attention: bool, strength: float = 1.0,
                  grouped: bool = True):
-        """`gate` maps the step's sigma to the fuser scale (a GateSchedule, or a constant for tests); `captions`: per
-        instance its caption's text cond, carried for the multi-instance sampler (the fusers do not read them);
+        """`conditioning`: the Instance Tokenizer's output (its grounding feeds the fusers; the multi-instance sampler
+        reads the rest); `gate` maps the step's sigma to the fuser scale (a GateSchedule, or a constant for tests);
         `strength` multiplies the gate (Apply's global strength); `grouped`: masked attention as grouped unmasked
         calls where that pays (else always the dense mask)."""
         self.instdiff = instdiff
         self.strength = float(strength)
-        self.grounding = grounding
+        self.conditioning = conditioning
         self.gate = gate
         self.masked_attention = masked_attention
         self.grouped = grouped
-        self.captions = tuple(captions)
-        self._cache = {}
-        self._checked = set()
-        self._last_sigma = self._seen_sigmas = None
-        self._scale = 1.0
+        self.cache = RunCache()
+
+    @property
+    def grounding(self):
+        return self.conditioning.grounding
 
     def with_grounding(self, grounding) -> "FuserPatch":
-        """The same patch (fusers, gate, masked attention, captions) with another grounding."""
-        return FuserPatch(self.instdiff, grounding, self.gate, self.masked_attention, self.captions, self.strength,
-                          self.grouped)
+        """The same patch (fusers, gate, masked attention) with the conditioning's grounding swapped for `grounding`."""
+        return FuserPatch(self.instdiff, dataclasses.replace(self.conditioning, grounding=grounding), self.gate,
+                          self.masked_attention, self.strength, self.grouped)
 
     def release(self) -> None:
         """Drop the tokens and masks built on the device (on unload, at the end of a run, before a new run)."""
-        self._cache.clear()
-        self._last_sigma = self._seen_sigmas = None
+        self.cache.reset()
 
     def _tokens(self, cond: bool, frames, x):
         """(rows,184,768) grounding tokens of `frames` (cond) or null tokens (uncond), on x's device and dtype."""
-        key = ("tokens", x.device, x.dtype)
-        if key not in self._cache:  # all frames once per device/dtype; the grounding itself stays fp32 on the CPU
-            self._cache[key] = (self.grounding.tokens.to(device=x.device, dtype=x.dtype),
-                                self.grounding.null_tokens.to(device=x.device, dtype=x.dtype))
-        tokens, null = self._cache[key]
+        g = self.grounding  # all frames once per device/dtype; the grounding itself stays fp32 on the CPU
+        tokens, null = self.cache.get(("tokens", x.device, x.dtype), lambda: (
+            g.tokens.to(device=x.device, dtype=x.dtype), g.null_tokens.to(device=x.device, dtype=x.dtype)))
         if not cond:
             return null.expand(len(frames), -1, -1)
         return _pick(tokens, frames)
@@ -163,16 +171,13 @@ class FuserPatch(_SharedPatch):
     def _mask(self, frames, h, w, x):
         """Additive mask (rows, 1, h*w, h*w+184) of the cond rows: one (h*w, h*w+184) mask per layout frame, built
         on the device when first needed and broadcast (not copied) over the latents that share the frame."""
-        key = ("mask", h, w, x.device, x.dtype)
-        per_frame = self._cache.setdefault(key, {})
-        missing = sorted(set(frames.tolist()) - set(per_frame))
-        if missing:
+        def build(missing):
             idx = torch.tensor(missing)
             regions = self.grounding.regions[idx].to(x.device)
             allowed = instance_attention_mask(regions, self.grounding.present[idx].to(x.device), h, w)[:, :h * w]
             bias = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device).masked_fill_(~allowed, float("-inf"))
-            per_frame.update(zip(missing, bias[:, None]))
-        return _pick_list([per_frame[f] for f in frames.tolist()])
+            return bias[:, None]
+        return self.cache.rows(("mask", h, w, x.device, x.dtype), frames, build)
 
     def _weights(self, frames, h, w, x):
         """(rows, h*w, 1) per-token instance weights of `frames` (instance_weight), built on the device once per frame
@@ -180,25 +185,21 @@ class FuserPatch(_SharedPatch):
         g = self.grounding
         if g.weights is None:
             return None
-        per_frame = self._cache.setdefault(("weights", h, w, x.device, x.dtype), {})
-        missing = sorted(set(frames.tolist()) - set(per_frame))
-        if missing:
+
+        def build(missing):
             idx = torch.tensor(missing)
-            maps = token_weights(g.regions[idx].to(x.device), g.present[idx].to(x.device), g.weights[idx],
-                                 g.points[idx], h, w)
-            per_frame.update(zip(missing, maps.to(x.dtype)))
-        return _pick_list([per_frame[f] for f in frames.tolist()])
+            return token_weights(g.regions[idx].to(x.device), g.present[idx].to(x.device), g.weights[idx],
+                                 g.points[idx], h, w).to(x.dtype)
+        return self.cache.rows(("weights", h, w, x.device, x.dtype), frames, build)
 
     def _groups(self, frames, h, w, x):
         """The cond rows' attention mask with grouping: a GroupedMask whose blocks are the rows sharing a layout frame,
         each with the frame's FramePlan (built once per frame and token grid, reused by every fuser of that grid) or,
         where grouping does not pay, its dense mask; the dense mask itself when no frame of the rows groups."""
-        key = ("groups", h, w, x.device)
-        plans = self._cache.setdefault(key, {})
-        missing = sorted(set(frames.tolist()) - set(plans))
-        if missing:
+        def build(missing):
             built = frame_plans(self.grounding.regions[missing], self.grounding.present[missing], h, w)
-            plans.update((f, p.to(x.device) if grouped_pays(p, x.device.type) else None) for f, p in zip(missing, built))
+            return [p.to(x.device) if grouped_pays(p, x.device.type) else None for p in built]
+        plans = self.cache.per_frame(("groups", h, w, x.device), frames, build)
         order = list(dict.fromkeys(frames.tolist()))
         if all(plans[f] is None for f in order):
             return self._mask(frames, h, w, x)
@@ -206,28 +207,23 @@ class FuserPatch(_SharedPatch):
                    plans[f] if plans[f] is not None else self._mask(torch.tensor([f]), h, w, x)) for f in order]
         return GroupedMask(blocks, host_attention(True))
 
-    def warm(self, per: int, h: int, w: int, device, dtype) -> None:
-        """Build the device caches of a run (tokens; masks at the (h, w) token grid) before its first call, as that
-        call would (benchmarks time the calls without this one-off cost)."""
-        like = torch.empty(0, device=device, dtype=dtype)
-        frames = self.grounding.frames_for(per)
-        self._tokens(True, frames, like)
-        if self.masked_attention:
-            (self._groups if self.grouped else self._mask)(frames, h, w, like)
-        self._weights(frames, h, w, like)
+    def starts_new_run(self, sigma: float) -> bool:
+        """The run boundary: sigmas only fall within a run, so a sigma above the last one seen starts a new run (2024
+        host: the only end-of-run signal we get)."""
+        return self.cache.last_sigma is not None and sigma > self.cache.last_sigma
 
     def _step_scale(self, sigmas) -> float:
         """The gate of this UNet call from one read of its sigma (its 16 fusers share the host's sigmas tensor; None:
-        the gate's own default). Sigmas only fall within a run: a rise means a new run, whose caches start afresh
-        (2024 host: the only end-of-run signal we get)."""
+        the gate's own default); a new run starts with fresh caches."""
         if sigmas is None:
             return self.gate(None) * self.strength
-        if sigmas is not self._seen_sigmas:
+        cache = self.cache
+        if sigmas is not cache.seen_sigmas:
             sigma = float(sigmas.max())
-            if self._last_sigma is not None and sigma > self._last_sigma:
-                self._cache.clear()
-            self._seen_sigmas, self._last_sigma, self._scale = sigmas, sigma, self.gate(sigma) * self.strength
-        return self._scale
+            if self.starts_new_run(sigma):
+                cache.reset()
+            cache.seen_sigmas, cache.last_sigma, cache.scale = sigmas, sigma, self.gate(sigma) * self.strength
+        return cache.scale
 
     def _fuser(self, index: int, x, objs, scale, mask, weight=None):
         """Fuser `index` in x's device and compute dtype (weights cast for the call), with the host's attention;
@@ -239,16 +235,15 @@ class FuserPatch(_SharedPatch):
 
     def _check_aspect(self, latent_shape) -> None:
         """Grounding is in normalised coordinates: any latent size works if its aspect matches the layout's."""
-        if not self.grounding.layouts or latent_shape in self._checked:
+        if self.grounding.size is None:
             return
         height, width = latent_shape[-2:]
-        layout = self.grounding.layouts[0]
-        if abs(width / height - layout.width / layout.height) > 0.02 * layout.width / layout.height:
+        lw, lh = self.grounding.size
+        if abs(width / height - lw / lh) > 0.02 * lw / lh:
             raise InstDiffError(
-                f"the latent is {width * 8}x{height * 8} pixels but the layout is {layout.width}x{layout.height}: the "
-                "aspect ratios differ, so instances would land in the wrong places; give the Empty Latent Image the "
-                "layout's aspect ratio (or change the layout size)")
-        self._checked.add(latent_shape)
+                f"the latent is {width * 8}x{height * 8} pixels but the layout is {lw}x{lh}: the aspect ratios "
+                "differ, so instances would land in the wrong places; give the Empty Latent Image the layout's aspect "
+                "ratio (or change the layout size)")
 
     def __call__(self, x, extra_options):
         if "original_shape" in extra_options:
@@ -258,10 +253,10 @@ class FuserPatch(_SharedPatch):
             return x
         chunks = extra_options["cond_or_uncond"]
         per = x.shape[0] // len(chunks)
-        frames = self.grounding.frames_for(per, window_frames(extra_options, per))
+        frames = self.grounding.frames_for(per, host_api.context_window_frames(extra_options, per))
         index = extra_options["transformer_index"]
-        h, w = _token_grid(x.shape[1], extra_options) if self.masked_attention or self.grounding.weights is not None \
-            else (None, None)
+        gridded = self.masked_attention or self.grounding.weights is not None
+        h, w = host_api.token_grid(x.shape[1], extra_options) if gridded else (None, None)
         weight = self._weights(frames, h, w, x)  # the same in cond and uncond rows: a weight scales the whole fuser
         if not self.masked_attention:
             objs = torch.cat([self._tokens(c == COND, frames, x) for c in chunks])
@@ -276,45 +271,37 @@ class FuserPatch(_SharedPatch):
 
 
 class ScaleUPatch(_SharedPatch):
-    """output_block_patch: the learned ScaleU of output block i on (h, skip), every step, cond and uncond."""
+    """output_block_patch: the learned ScaleU of output block i on (h, skip), every step, cond and uncond; in float32
+    (weights cast for the call, as the fusers'), the Fourier filter on the CPU where this patch found the device's
+    FFT unsupported."""
 
     def __init__(self, instdiff):
         self.instdiff = instdiff
+        self.fft = FFTFallback()
 
     def __call__(self, h, hsp, transformer_options):
-        return self.instdiff.scaleu(transformer_options["block"][1], h, hsp)
-
-
-def fuser_bytes_per_latent(latent_h: int, latent_w: int, element_size: int = 2, masked: bool = False,
-                           channels: int = 320, heads: int = 8) -> int:
-    """Peak extra bytes one latent (its cond and uncond rows) adds to a UNet call through the finest-grid fuser:
-    the [visual | 184 grounding] tokens through norm/q/k/v/out/FF (about 12 copies of N+184 tokens x C), the attention
-    scores of a non-fused attention backend (heads x N x (N+184)), and with masked attention one more frame mask
-    (N x (N+184)) when latents do not share a layout frame. For sizing MIS passes from free memory."""
-    n = latent_h * latent_w
-    length = n + N_GROUNDING
-    per_row = 12 * length * channels + heads * n * length
-    return element_size * (2 * per_row + (n * length if masked else 0))
+        return run_cast(self.instdiff.scaleu, h.device, torch.float32, transformer_options["block"][1], h, hsp,
+                        fft=self.fft)
 
 
 def release_caches(model) -> None:
     """Drop the device caches (tokens, masks) of every InstanceDiffusion patch of a MODEL; the host calls this at the
     end of each sampling run on 2026 hosts, samplers of this pack call it when their run ends or is interrupted."""
-    for patches in model.model_options.get("transformer_options", {}).get("patches", {}).values():
+    for patches in host_api.model_patches(model).values():
         for p in patches:
             if isinstance(p, _SharedPatch):
                 p.release()
 
 
-def apply_patches(model, instdiff, grounding, full: float, decay: float, scaleu: bool, masked_attention: bool,
-                  captions: tuple = (), strength: float = 1.0):
+def apply_patches(model, instdiff, conditioning, full: float, decay: float, scaleu: bool, masked_attention: bool,
+                  strength: float = 1.0):
     """A clone of `model` with the fusers (and ScaleU) inserted; `model` itself is untouched. The fusers and ScaleU
-    are one managed model loaded, counted and offloaded with the UNet (see PatchWeights). `captions` (per instance
-    its caption's text cond) ride with the fusers' patch for the multi-instance sampler; `strength` scales the
-    fusers' residuals on top of the gate."""
+    are one managed model loaded, counted and offloaded with the UNet (see PatchWeights). The fusers' patch holds
+    the Instance Tokenizer's `conditioning` as one value (the multi-instance sampler reads it there); `strength`
+    scales the fusers' residuals on top of the gate."""
     patched = model.clone()
     gate = GateSchedule(model_sampling_of(model), full, decay)
-    patched.set_model_patch(FuserPatch(instdiff, grounding, gate, masked_attention, captions, strength), "middle_patch")
+    patched.set_model_patch(FuserPatch(instdiff, conditioning, gate, masked_attention, strength), "middle_patch")
     if scaleu:
         patched.set_model_output_block_patch(ScaleUPatch(instdiff))
     host_api.count_with_model(patched, patch_weights(instdiff).nbytes)

@@ -1,26 +1,16 @@
 """InstanceDiffusion KSampler: the multi-instance sampler (MIS) on the host's own samplers, trajectories batched."""
-import functools
-import inspect
-import weakref
-
 import torch
 
-import comfy.model_management
-import comfy.sample
-import comfy.samplers
-import comfy.utils
-import latent_preview
-
 from ..instdiff_model.errors import InstDiffError
-from ..instdiff_model.mis import (average_trajectories, mis_grounding, mis_steps, repeat_trajectories, SharedStepNoise,
-                                  latents_per_pass, stack_text_conds, trajectory_chunks, trajectory_rows)
+from ..instdiff_model.mis import (average_trajectories, fuser_bytes_per_latent, instance_count, latents_per_pass,
+                                  mis_grounding, mis_steps, repeat_trajectories, SharedStepNoise, stack_text_conds,
+                                  trajectory_chunks, trajectory_rows)
 from . import host_api
-from .patch import FuserPatch, fuser_bytes_per_latent, release_caches
-from .tokenizer import load_position_net
+from .patch import FuserPatch, release_caches
 
 
 def find_fuser_patch(model) -> FuserPatch:
-    patches = model.model_options.get("transformer_options", {}).get("patches", {}).get("middle_patch", [])
+    patches = host_api.model_patches(model).get("middle_patch", [])
     ours = [p for p in patches if isinstance(p, FuserPatch)]
     if not ours:
         raise InstDiffError("this MODEL has no InstanceDiffusion patch; connect the output of 'Apply InstanceDiffusion'")
@@ -29,45 +19,14 @@ def find_fuser_patch(model) -> FuserPatch:
 
 def with_grounding(model, grounding):
     """A clone of the patched model whose fusers use `grounding` (everything else shared)."""
-    clone = model.clone()
-    patches = clone.model_options["transformer_options"]["patches"]
     old = find_fuser_patch(model)
-    patches["middle_patch"] = [old.with_grounding(grounding) if p is old else p for p in patches["middle_patch"]]
-    return clone
-
-
-_MIS_GROUNDINGS = weakref.WeakKeyDictionary()  # grounding -> {latents: (position net ref, MIS grounding)}
-
-
-def trajectory_grounding(patch: FuserPatch, per: int):
-    """The MIS grounding of the patch's grounding, kept while that grounding lives: the host caches the tokenizer's
-    output, so reruns (another seed, sampler, Apply setting) skip the single-instance tokenization."""
-    cache = _MIS_GROUNDINGS.setdefault(patch.grounding, {})
-    net = patch.instdiff.position_net
-    if per not in cache or cache[per][0]() is not net:
-        cache[per] = (weakref.ref(net), mis_grounding(load_position_net(patch.instdiff), patch.grounding, per))
-    return cache[per][1]
-
-
-def draws_step_noise(sampler_name: str) -> bool:
-    """Whether the host's sampler adds noise at each step (ancestral, SDE, LCM, DDPM...) through a noise_sampler
-    (False for samplers of other packs that are not k-diffusion functions)."""
-    function = getattr(comfy.samplers.sampler_object(sampler_name), "sampler_function", None)
-    return function is not None and "noise_sampler" in inspect.signature(function).parameters
-
-
-def host_sampler(sampler_name: str, noise_sampler=None):
-    """The host's sampler object, its per-step noise taken from `noise_sampler` when it draws any."""
-    sampler = comfy.samplers.sampler_object(sampler_name)
-    if noise_sampler is not None and draws_step_noise(sampler_name):
-        sampler.sampler_function = functools.partial(sampler.sampler_function, noise_sampler=noise_sampler)
-    return sampler
+    return host_api.with_patch_swapped(model, old, old.with_grounding(grounding))
 
 
 def auto_max_batch(model, latent: torch.Tensor, masked: bool) -> int:
     """`max_batch` = 0: every trajectory in one pass on the CPU; on a GPU, as many latents per pass as the free memory
     holds (the UNet's own estimate for a cond + uncond row pair plus the fusers' extra, per latent)."""
-    if model.load_device.type == "cpu":
+    if host_api.load_device(model).type == "cpu":
         return 0
     shape = list(latent.shape)
     element = torch.empty((), dtype=host_api.unet_compute_dtype(model)).element_size()
@@ -75,14 +34,14 @@ def auto_max_batch(model, latent: torch.Tensor, masked: bool) -> int:
     return latents_per_pass(host_api.free_memory_for(model), per_latent, shape[0])
 
 
-def instance_captions(patch: FuserPatch, n: int) -> tuple:
-    """The text conds of the n instances' captions (the trajectories' prompts), carried by the patch."""
-    if len(patch.captions) != n:
+def instance_captions(conditioning, n: int) -> tuple:
+    """The text conds of the n instances' captions (the trajectories' prompts), from the tokenizer's conditioning."""
+    if len(conditioning.captions) != n:
         raise InstDiffError(
             f"the multi-instance sampler prompts each instance with its caption, but this MODEL's InstanceDiffusion "
-            f"patch carries {len(patch.captions)} caption conditioning(s) for {n} instance(s); connect the Instance "
-            "Tokenizer's instance_conditioning output to 'Apply InstanceDiffusion', or set mis to 0")
-    return patch.captions
+            f"patch carries {len(conditioning.captions)} caption conditioning(s) for {n} instance(s); connect the "
+            "Instance Tokenizer's instance_conditioning output to 'Apply InstanceDiffusion', or set mis to 0")
+    return conditioning.captions
 
 
 def trajectory_positive(positive: list, captions: tuple, chunk: list, per: int) -> list:
@@ -116,9 +75,9 @@ class InstanceDiffusionKSampler:
                 "Sampling steps (as KSampler); 20-30 is usual, the official inference uses 50.")}),
             "cfg": ("FLOAT", {"default": 7.5, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01, "tooltip": (
                 "Classifier-free guidance (as KSampler); official 7.5 (its README demos pass 5).")}),
-            "sampler_name": (comfy.samplers.KSampler.SAMPLERS, {"tooltip": (
+            "sampler_name": (host_api.SAMPLERS, {"tooltip": (
                 "The sampler (as KSampler); ancestral and SDE samplers work with MIS.")}),
-            "scheduler": (comfy.samplers.KSampler.SCHEDULERS, {"tooltip": (
+            "scheduler": (host_api.SCHEDULERS, {"tooltip": (
                 "The noise schedule (as KSampler); normal or ddim_uniform ground the same steps as the official code.")}),
             "positive": ("CONDITIONING", {"tooltip": "The scene prompt (CLIP Text Encode)."}),
             "negative": ("CONDITIONING", {"tooltip": "The negative prompt, also used by every instance's trajectory."}),
@@ -138,15 +97,13 @@ class InstanceDiffusionKSampler:
                max_batch):
         patch = find_fuser_patch(model)
         latent = host_api.fix_empty_latent_channels(model, latent_image["samples"])
-        noise = comfy.sample.prepare_noise(latent, seed, latent_image.get("batch_index"))
+        noise = host_api.prepare_noise(latent, seed, latent_image.get("batch_index"))
         noise_mask = latent_image.get("noise_mask")
         k = mis_steps(steps, mis)
-        n = len(patch.grounding.layouts[0].instances) if patch.grounding.layouts else 0
+        n = instance_count(patch.grounding)
         if k == 0 or n == 0:
-            callback = latent_preview.prepare_callback(model, steps)
-            samples = comfy.sample.sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative, latent,
-                                          denoise=denoise, noise_mask=noise_mask, callback=callback,
-                                          disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+            samples = host_api.sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative, latent,
+                                      denoise, noise_mask, host_api.progress_callback(model, steps), seed)
             return (dict(latent_image, samples=samples),)
 
         try:
@@ -159,46 +116,45 @@ class InstanceDiffusionKSampler:
     def _mis(self, model, patch, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent, noise,
              noise_mask, denoise, k, n, max_batch):
         """The MIS run: k steps of the n+1 trajectories per latent in passes, their mean, then the rest of the steps."""
-        per, captions = latent.shape[0], instance_captions(patch, n)
-        grounding = trajectory_grounding(patch, per)
+        per, captions = latent.shape[0], instance_captions(patch.conditioning, n)
+        grounding = mis_grounding(patch.grounding, per)
         if max_batch == 0:
             max_batch = auto_max_batch(model, latent, patch.masked_attention)
         chunks = trajectory_chunks(n + 1, per, max_batch)
         total = k * len(chunks) + steps - k
-        progress = latent_preview.prepare_callback(model, total)
+        progress = host_api.progress_callback(model, total)
         sigmas = host_api.ksampler_sigmas(model, steps, sampler_name, scheduler, denoise)
         shared = None
-        if draws_step_noise(sampler_name):
-            template = torch.zeros(noise.shape, dtype=noise.dtype, device=model.load_device)
+        if host_api.draws_step_noise(sampler_name):
+            template = torch.zeros(noise.shape, dtype=noise.dtype, device=host_api.load_device(model))
             shared = SharedStepNoise(host_api.step_noise_sampler(sampler_name, template, sigmas, seed))
         first = sigmas[:k + 1] if k < len(sigmas) - 1 else sigmas  # as KSampler's last_step, leftover noise kept
-        common = dict(disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
         results = []
         for c, chunk in enumerate(chunks):
             rows = torch.cat([torch.arange(t * per, (t + 1) * per) for t in chunk])
             mask = None if noise_mask is None or noise_mask.shape[0] == 1 else repeat_trajectories(noise_mask, len(chunk))
             trajectories = with_grounding(model, trajectory_rows(grounding, rows))
             try:
-                results.append(comfy.sample.sample_custom(
+                results.append(host_api.sample_custom(
                     trajectories, repeat_trajectories(noise, len(chunk)), cfg,
-                    host_sampler(sampler_name, shared and shared.for_trajectories(len(chunk))), first.clone(),
+                    host_api.host_sampler(sampler_name, shared and shared.for_trajectories(len(chunk))), first.clone(),
                     trajectory_positive(positive, captions, chunk, per), negative,
-                    repeat_trajectories(latent, len(chunk)), noise_mask=noise_mask if mask is None else mask,
-                    callback=lambda step, x0, x, _, o=c * k: progress(o + step, x0[:1], x, total), **common))
+                    repeat_trajectories(latent, len(chunk)), noise_mask if mask is None else mask,
+                    lambda step, x0, x, _, o=c * k: progress(o + step, x0[:1], x, total), seed))
             finally:
                 release_caches(trajectories)
-            comfy.model_management.throw_exception_if_processing_interrupted()
+            host_api.throw_if_interrupted()
         samples = average_trajectories(torch.cat(results), n + 1)
         if k < len(sigmas) - 1:
             resume, base = torch.zeros_like(noise), samples
-            if noise_mask is not None or getattr(model.model, "inpaint_model", False):
+            if noise_mask is not None or host_api.is_inpaint_model(model):
                 # the rest keeps the input latent as its latent_image, as one host run does: a denoise mask keeps it
                 # outside the mask, an inpainting UNet sees it; the start is still the averaged latent
                 resume, base = host_api.resume_noise(model, samples, latent, sigmas[k]), latent
-            samples = comfy.sample.sample_custom(
-                model, resume, cfg, host_sampler(sampler_name, shared and shared.source),
-                sigmas[k:].clone(), positive, negative, base, noise_mask=noise_mask,
-                callback=lambda step, x0, x, _: progress(len(chunks) * k + step, x0, x, total), **common)
+            samples = host_api.sample_custom(
+                model, resume, cfg, host_api.host_sampler(sampler_name, shared and shared.source),
+                sigmas[k:].clone(), positive, negative, base, noise_mask,
+                lambda step, x0, x, _: progress(len(chunks) * k + step, x0, x, total), seed)
         return samples
 
 

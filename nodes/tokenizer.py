@@ -18,8 +18,9 @@ def load_position_net(instdiff):
 
 @dataclass(frozen=True, eq=False)
 class InstanceConditioning:
-    """The INSTANCE_CONDITIONING value: the run's grounding, and per instance (of the first frame) its caption's
-    text cond (1, L, 768), the multi-instance sampler's per-instance prompts."""
+    """The INSTANCE_CONDITIONING value, computed once: the run's grounding (per frame everything the fusers and the
+    multi-instance sampler need), and per instance (of the first frame) its caption's text cond (1, L, 768), the
+    multi-instance sampler's per-instance prompts. Apply's patch holds it as one value."""
 
     grounding: Grounding
     captions: tuple = ()

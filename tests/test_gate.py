@@ -59,7 +59,8 @@ def gate_run(env, steps, scheduler, full=0.8, sampler="euler", count_reads=False
     percent = gate.percent
     gate.percent = lambda sigma: evaluations.append(sigma) or percent(sigma)
     patched = env.model.clone()
-    patch = env.mod("nodes.patch").FuserPatch(SpyInstanceDiffusion(spy), env.grounding, gate, False)
+    conditioning = env.mod("nodes.tokenizer").InstanceConditioning(env.grounding)
+    patch = env.mod("nodes.patch").FuserPatch(SpyInstanceDiffusion(spy), conditioning, gate, False)
     patched.set_model_patch(patch, "middle_patch")
     on = []
 

@@ -66,7 +66,8 @@ def test_weights_stored_in_half_precision_run_in_the_unet_compute_dtype(env):
     assert half.position_net.in_conv.weight.dtype == torch.float32  # the position net stays fp32 by default
     g = grounding(env, half.position_net)
     patch = env.mod("nodes.patch")
-    fp16, fp32 = (patch.FuserPatch(m, g, lambda s: 1.0, False) for m in (half, env.instdiff))
+    conditioning = env.mod("nodes.tokenizer").InstanceConditioning(g)
+    fp16, fp32 = (patch.FuserPatch(m, conditioning, lambda s: 1.0, False) for m in (half, env.instdiff))
     x = torch.randn(2, 64, 32, generator=torch.Generator().manual_seed(3))
     opts = {"transformer_index": 0, "cond_or_uncond": [1, 0], "sigmas": None, "original_shape": [2, 4, 8, 8]}
     out16, out32 = fp16(x, dict(opts)), fp32(x, dict(opts))
@@ -105,9 +106,9 @@ def test_host_accounting_counts_the_fusers_and_unload_empties_the_caches(env):
     assert loaded_bytes() - plain >= weights.nbytes
     fp = fuser_patch(patched)
     if not env.mod("nodes.host_api").on_sampling_cleanup(patched.clone(), "probe", lambda p: None):
-        assert fp._cache  # 2024 host: the run's caches live until unload or the next run
+        assert fp.cache.entries  # 2024 host: the run's caches live until unload or the next run
     mm.unload_all_models()
-    assert not fp._cache and not mm.current_loaded_models
+    assert not fp.cache.entries and not mm.current_loaded_models
     assert torch.equal(sample(env, patched), first)  # "Unload models" between runs changes nothing
     mm.unload_all_models()
 
@@ -124,14 +125,14 @@ def test_interrupted_run_leaves_no_caches(env):
     with pytest.raises(mm.InterruptProcessingException):
         sample(env, patched, steps=4, callback=interrupt)
     if env.mod("nodes.host_api").on_sampling_cleanup(patched.clone(), "probe", lambda p: None):
-        assert not fp._cache  # 2026 host: dropped by the ModelPatcher cleanup callback
+        assert not fp.cache.entries  # 2026 host: dropped by the ModelPatcher cleanup callback
     else:  # 2024 host: dropped when the next run starts (sigma rises) or on unload
-        at_16 = lambda: any(k[0] in ("mask", "groups") and k[1] == 16 for k in fp._cache)  # dense or grouped
+        at_16 = lambda: any(k[0] in ("mask", "groups") and k[1] == 16 for k in fp.cache.entries)  # dense or grouped
         assert at_16()
         sample(env, patched, steps=1, size=8)
-        assert fp._cache and not at_16()
+        assert fp.cache.entries and not at_16()
     env.mod("nodes.patch").release_caches(patched)  # what the pack's own samplers call when a run ends
-    assert not fp._cache
+    assert not fp.cache.entries
     mm.unload_all_models()
 
 

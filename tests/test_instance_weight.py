@@ -117,7 +117,7 @@ def test_mis_trajectories_keep_their_instance_weight(env):
     call of the trajectories, raising instance A's weight raises its effect in the full and in its own trajectory,
     masked attention on and off."""
     mis, sampler = env.mod("instdiff_model.mis"), env.mod("nodes.sampler")
-    g = mis.mis_grounding(env.instdiff.position_net, weighted(env, 2.0, 0.5), 1)
+    g = mis.mis_grounding(weighted(env, 2.0, 0.5), 1)
     assert g.weights[:, 0].tolist() == [2.0, 2.0, 0.5] and g.weights[0, 1] == 0.5 and (g.weights[1:, 1:] == 1).all()
     x, ctx = inputs(3)
     ys, xs = latent_region(A)
@@ -125,7 +125,7 @@ def test_mis_trajectories_keep_their_instance_weight(env):
         plain = unet_eps(env.model, x, ctx)
         effects = []
         for w in (0.0, 1.0, 2.0):
-            trajectories = mis.mis_grounding(env.instdiff.position_net, weighted(env, w, 1.0), 1)
+            trajectories = mis.mis_grounding(weighted(env, w, 1.0), 1)
             model = sampler.with_grounding(patched(env, env.ground(), masked), trajectories)
             diff = (unet_eps(model, x, ctx) - plain)[..., ys, xs].abs()
             effects.append([diff[row].mean().item() for row in (0, 1)])  # cond rows: full, instance A alone

@@ -58,10 +58,10 @@ def test_the_patch_keeps_the_captions_through_with_grounding(env):
     out = tokenize(env)
     patched = apply(env, out)
     patch = sampler.find_fuser_patch(patched)
-    assert patch.grounding is out.grounding and patch.captions == out.captions
+    assert patch.conditioning is out and patch.grounding is out.grounding and patch.conditioning.captions == out.captions
     other = dataclasses.replace(out.grounding)
     moved = sampler.find_fuser_patch(sampler.with_grounding(patched, other))
-    assert moved.grounding is other and moved.captions == out.captions
+    assert moved.grounding is other and moved.conditioning.captions == out.captions
     assert torch.isfinite(run_mis(env, patched)).all()
 
 

@@ -33,7 +33,7 @@ def run_mis(env, monkeypatch, interrupt_at=None, max_batch=0):
         return callback
 
     monkeypatch.setattr(sampler, "with_grounding", spy)
-    monkeypatch.setattr(sampler.latent_preview, "prepare_callback", progress)
+    monkeypatch.setattr(sampler.host_api, "progress_callback", progress)
     g = torch.Generator().manual_seed(0)
     positive, negative = [[torch.randn(1, 77, 768, generator=g), {}]], [[torch.zeros(1, 77, 768), {}]]
     latent = {"samples": torch.zeros(1, 4, 16, 16)}
@@ -46,10 +46,10 @@ def test_finished_and_interrupted_mis_runs_leave_no_device_caches(env, monkeypat
     import comfy.model_management as mm
     used, _ = run_mis(env, monkeypatch, max_batch=1)
     assert len(used) == 1 + 3  # the patched model, then one pass per trajectory (max_batch 1)
-    assert all(not p._cache for p in used)
+    assert all(not p.cache.entries for p in used)
     with pytest.raises(mm.InterruptProcessingException):
         run_mis(env, monkeypatch, interrupt_at=1)
-    assert all(not p._cache for p in used)
+    assert all(not p.cache.entries for p in used)
     mm.unload_all_models()
 
 
@@ -63,7 +63,7 @@ def test_max_batch_zero_fits_the_passes_in_free_memory_on_gpus(env, monkeypatch)
                                  model=types.SimpleNamespace(manual_cast_dtype=None, get_dtype=lambda: torch.float16))
     assert sampler.auto_max_batch(fake, latent, masked=True) == 0  # CPU: all trajectories in one pass
     fake.load_device = torch.device("cuda")
-    per_latent = unet_bytes([2, 4, 64, 48]) + env.mod("nodes.patch").fuser_bytes_per_latent(64, 48, 2, True)
+    per_latent = unet_bytes([2, 4, 64, 48]) + mis.fuser_bytes_per_latent(64, 48, 2, True)
     monkeypatch.setattr(sampler.host_api, "free_memory_for", lambda model: 7 * per_latent + 1)
     assert sampler.auto_max_batch(fake, latent, masked=True) == 6
     chunks = mis.trajectory_chunks(11, 2, sampler.auto_max_batch(fake, latent, masked=True))

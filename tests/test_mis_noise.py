@@ -1,23 +1,11 @@
-"""MIS keeps every host sampler's noise level, and its single-instance trajectories reuse the full layout's points."""
+"""MIS keeps every host sampler's noise level, slices the tokenizer's output, and reuses the full layout's points."""
 # In-process, with a pass-through denoiser.
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
+from zero_tokenizer import ZeroTokenizer
 
 SAMPLERS = ["euler_ancestral", "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_2m_sde", "lcm", "euler", "dpmpp_2m", "ddim"]
-
-
-class NullTokenizer(torch.nn.Module):
-    """Stand-in position net for the noise check (its tokens do not reach the pass-through denoiser)."""
-
-    def __init__(self):
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.zeros(1))
-
-    def forward(self, boxes, drop, **inputs):
-        return torch.zeros(boxes.shape[0], 184, 768), None
 
 
 @pytest.fixture(scope="module")
@@ -41,31 +29,35 @@ def sample(env, sampler, mis, seed=3, max_batch=0, model=None):
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
-def test_mis_keeps_the_noise_level(env, sampler, monkeypatch):
+def test_mis_keeps_the_noise_level(env, sampler):
     """Every trajectory of a latent sees the same per-step noise: averaging them must not shrink it."""
-    sampler_module = env.mod("nodes.sampler")
-    real = sampler_module.mis_grounding
-    monkeypatch.setattr(sampler_module, "mis_grounding", lambda tok, g, per: real(NullTokenizer(), g, per))
     ratio = (sample(env, sampler, 0.36).std() / sample(env, sampler, 0.0).std()).item()
     assert ratio == pytest.approx(1.0, abs=0.03)
     if sampler in ("euler_ancestral", "dpmpp_sde"):  # chunks of trajectories replay the first chunk's noise
         assert torch.equal(sample(env, sampler, 0.36, max_batch=1), sample(env, sampler, 0.36))
 
 
-def test_reruns_reuse_the_single_instance_tokens(env, monkeypatch):
-    """Another seed on the same (host-cached) grounding does not tokenize the single-instance layouts again."""
-    sampler_module = env.mod("nodes.sampler")
-    calls, real = [], sampler_module.mis_grounding
-    monkeypatch.setattr(sampler_module, "mis_grounding",
-                        lambda tok, g, per: calls.append(g) or real(NullTokenizer(), g, per))
-    grounding = dataclasses.replace(sampler_module.find_fuser_patch(env.model).grounding)
-    model = sampler_module.with_grounding(env.model, grounding)
-    for seed in (1, 2):
-        sample(env, "euler", 0.36, seed=seed, model=model)
-    assert calls == [grounding]
+def test_mis_runs_slice_the_tokenizer_output_without_preprocessing(env, monkeypatch):
+    """MIS runs (two seeds on the same grounding) neither preprocess a layout nor run the position net again: the
+    single-instance tokens come with the tokenizer's output."""
+    calls = []
+    for name in ("instdiff_model.preprocess", "instdiff_model.grounding"):
+        module = env.mod(name)
+        real = module.layout_to_grounding_inputs
+        monkeypatch.setattr(module, "layout_to_grounding_inputs",
+                            lambda *a, real=real, **k: calls.append("preprocess") or real(*a, **k))
+    hook = env.instdiff.position_net.register_forward_pre_hook(lambda *a: calls.append("position net"))
+    try:
+        assert len(env.ground().instance_tokens[0]) == 3 and calls.count("preprocess") == 1  # the counters count
+        calls.clear()
+        for seed in (1, 2):
+            sample(env, "euler", 0.36, seed=seed)
+    finally:
+        hook.remove()
+    assert calls == []
 
 
-class RecordingTokenizer(NullTokenizer):
+class RecordingTokenizer(ZeroTokenizer):
     """Records its inputs; row b's tokens are the sum of its scribble and polygon inputs (to trace the rows)."""
 
     def __init__(self):
@@ -89,10 +81,9 @@ def test_trajectories_reuse_the_full_layouts_sampled_points(env):
     emb = torch.randn(3, 768, generator=torch.Generator().manual_seed(2))
     tokenizer = RecordingTokenizer()
     grounding = mod("instdiff_model.grounding").build_grounding(tokenizer, [layout], [emb], "sd15", 7)
-    tokenizer.seen.clear()
-    mis = mod("instdiff_model.mis").mis_grounding(tokenizer, grounding, 1)
+    (inputs,) = [seen for seen in tokenizer.seen if len(seen["boxes"]) == 3]  # the single-instance pass
+    mis = mod("instdiff_model.mis").mis_grounding(grounding, 1)
     full = mod("instdiff_model.preprocess").layout_to_grounding_inputs(layout, emb, 7)
-    (inputs,) = tokenizer.seen
     for i in range(3):
         for name in ("scribbles", "polygons", "segs", "boxes", "positive_embeddings", "masks"):
             assert torch.equal(inputs[name][i, 0], full[name][0, i]), (i, name)

@@ -55,7 +55,7 @@ def test_per_frame_layouts_give_each_latent_its_own_tokens(env):
             return x
 
     fake = types.SimpleNamespace(fusers=[Recorder()] * 16)
-    fp = patch.FuserPatch(fake, grounding, lambda sigmas: 1.0, False)
+    fp = patch.FuserPatch(fake, env.mod("nodes.tokenizer").InstanceConditioning(grounding), lambda sigmas: 1.0, False)
     x = torch.zeros(8, 16, 32)
     fp(x, {"transformer_index": 0, "cond_or_uncond": [1, 0], "sigmas": None, "original_shape": [4, 4, 4, 4]})
     objs = seen[0]

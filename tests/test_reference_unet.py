@@ -35,6 +35,11 @@ def build(pack, tiny):
     return get
 
 
+def conditioning(pack, grounding):
+    """The Instance Tokenizer's output value around a grounding (what Apply's patch holds)."""
+    return importlib.import_module(pack.__name__ + ".nodes.tokenizer").InstanceConditioning(grounding)
+
+
 def run_unet(pack, unet, instdiff, x, t, context, tokens, null_tokens, gate, scaleu, cond=True):
     name = pack.__name__
     patch = importlib.import_module(name + ".nodes.patch")
@@ -42,7 +47,7 @@ def run_unet(pack, unet, instdiff, x, t, context, tokens, null_tokens, gate, sca
     grounding = grounding_mod.Grounding(tokens=tokens, null_tokens=null_tokens,
                                         regions=torch.zeros(tokens.shape[0], 30, 8, 8, dtype=torch.bool),
                                         present=torch.zeros(tokens.shape[0], 30, dtype=torch.bool), drop="sd15")
-    patches = {"middle_patch": [patch.FuserPatch(instdiff, grounding, lambda sigmas: gate, False)]}
+    patches = {"middle_patch": [patch.FuserPatch(instdiff, conditioning(pack, grounding), lambda sigmas: gate, False)]}
     if scaleu:
         patches["output_block_patch"] = [patch.ScaleUPatch(instdiff)]
     options = {"patches": patches, "cond_or_uncond": [0 if cond else 1], "sigmas": None}

@@ -10,10 +10,11 @@ import torch
 import torch.nn.functional as F
 
 from box_pixels import box_regions
+from zero_tokenizer import ZeroTokenizer
 from instdiff_model import layout as L
 from instdiff_model.locations import instance_mask
 from instdiff_model.grounding import instance_regions
-from instdiff_model.masked_attention import instance_attention_mask, region_tokens
+from instdiff_model.masked_attention import instance_attention_mask, raster_coverage, region_tokens
 from instdiff_model.preprocess import layout_to_grounding_inputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -146,3 +147,31 @@ def test_8192_layout_regions_are_small_and_never_all_at_image_size():
     assert growth < 700 * 2 ** 20  # one instance's 64 MiB raster and its temporaries at a time
     shoelace = abs(100 * (700 - 8100) + 8000 * (8100 - 100) + 4000 * (100 - 700)) / 2
     assert abs(poly_area - shoelace / 8192 ** 2) < 1e-3  # the polygon's coverage is its area
+
+
+def test_masks_are_rasterised_once_per_frame(monkeypatch):
+    """The tokenizer's one pass rasterises each polygon once per layout frame: its inputs (segs, sampled points) and
+    its region come from the same raster."""
+    from instdiff_model import grounding, locations
+    frames, inputs = zip(*(layout_and_inputs(128, 96, seed) for seed in (0, 1, 2)))  # a polygon, a mask per frame
+    calls, real = [], locations.rasterize_polygon
+    monkeypatch.setattr(locations, "rasterize_polygon", lambda *a: calls.append(a) or real(*a))
+    out = grounding.build_grounding(ZeroTokenizer(), list(frames), [torch.zeros(10, 768)] * 3, "sd15", 0)
+    assert len(calls) == 3 and len(out.instance_tokens) == 3
+    monkeypatch.undo()
+    for layout, inp, regions in zip(frames, inputs, out.regions):
+        assert torch.equal(regions, instance_regions(layout, inp)[0])
+
+
+@pytest.mark.parametrize("side", [832, 720, 1000])
+def test_an_integer_pixel_box_covers_exactly_its_pixels(side):
+    """Regions come from the boxes in pixels (not normalised and scaled back, which moves a border by a pixel column
+    at sizes like 832 where x / side * side rounds below x): a box of whole pixels covers exactly those pixels."""
+    starts = [x for x in range(8, side - 40) if float(torch.tensor(x / side) * side) < x][:20]
+    assert starts  # the sizes where the round trip loses a column
+    layout = L.Layout(width=side, height=64, instances=[L.Instance(caption=str(x), box=(x, 8, 17, 40)) for x in starts])
+    cover, _ = instance_regions(layout, layout_to_grounding_inputs(layout, torch.zeros(len(starts), 768)))
+    for i, x in enumerate(starts):
+        pixels = np.zeros((64, side), bool)
+        pixels[8:48, x:x + 17] = True
+        assert torch.equal(cover[i], raster_coverage(pixels)), x

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.numpy import load_file
+from tools.official_boxes import attention_mask_from_box, rescale_box
 
 from instdiff_model import preprocess as P
 from instdiff_model.constants import CONTEXT_DIM
@@ -146,14 +147,14 @@ def check_preprocess(meta, tensors, ctx) -> float:
     if "out.att_masks_64" in tensors:
         boxes = _need(tensors, "in.att_boxes")
         size = tensors["out.att_masks_64"].shape[-1]
-        cmp("out.att_masks_64", np.stack([P.attention_mask_from_box(b, size) for b in boxes]))
+        cmp("out.att_masks_64", np.stack([attention_mask_from_box(b, size) for b in boxes]))
     unchecked = sorted(k for k in tensors if k.startswith("out.") and k not in checked)
     if unchecked:
         raise CaseError(f"unknown outputs {unchecked}")
     for example in (meta.get("reorder_scribbles") or {}).values():
         err = max(err, _err(P.reorder_scribble(example["input"]), example["output"]))
     for ex in meta.get("inference_box_helpers") or []:
-        box = P.rescale_box(ex["xywh_pixels"], ex["width"], ex["height"])
+        box = rescale_box(ex["xywh_pixels"], ex["width"], ex["height"])
         err = max(err, _err(box, ex["rescale_box_xyxy_norm"]), _err(P.point_from_box(box), ex["get_point_from_box"]))
     return err
 
