@@ -1,4 +1,4 @@
-"""The editor's document module (web/instdiff_editor/document.js) under node: its unit tests, and seeded ui output."""
+"""The editor's pure modules under node (tests/web/: document, codecs, tools on a stand-in canvas), and seeded ui output."""
 # What it shows for a seeded Layout node's ui output is checked against the layout the backend actually returned.
 import importlib
 import json
