@@ -58,13 +58,13 @@ test("hits: the selected box's corner before another instance's point; points be
     const ed = editor();
     drag(ed, [10, 10], [30, 30]);                       // instance 0: box with its se corner at (30, 30)
     ed.tools.setTool("point");
-    ed.document.sel = -1;
+    ed.document.select(-1);
     click(ed, 30, 30);                                  // instance 1: a point on that corner
     ed.tools.setTool("select");
-    ed.document.sel = 0;
+    ed.document.select(0);
     drag(ed, [30, 30], [35, 35]);
     assert.deepEqual(stored(ed).map((i) => i.box || i.point), [[10, 10, 25, 25], [30, 30]]);
-    ed.document.sel = 1;                                // now the point is selected: it moves
+    ed.document.select(1);                                // now the point is selected: it moves
     drag(ed, [35, 35], [35, 35], [40, 44]);
     assert.deepEqual(stored(ed).map((i) => i.box || i.point), [[10, 10, 25, 25], [40, 44]]);
 });
@@ -91,13 +91,13 @@ test("polygon: closed by its first vertex, Enter or a double click; Esc drops it
 
 test("areas select their instance: mask, polygon, scribble", () => {
     const ed = editor();
-    ed.tools.brush = 4;
+    ed.tools.setBrush(4);
     ed.tools.setTool("brush");
     drag(ed, [10, 10], [20, 10]);
-    ed.document.sel = -1;
+    ed.document.select(-1);
     ed.tools.setTool("polygon");
     for (const p of [[40, 5], [60, 5], [60, 25], [40, 5]]) click(ed, ...p);
-    ed.document.sel = -1;
+    ed.document.select(-1);
     ed.tools.setTool("scribble");
     drag(ed, [70, 40], [80, 40], [90, 40]);
     assert.deepEqual(stored(ed).map((i) => Object.keys(i).filter((k) => k !== "caption" && k !== "color")),
@@ -112,15 +112,15 @@ test("areas select their instance: mask, polygon, scribble", () => {
 
 test("mask: erased to nothing, the instance has no mask; snap grid; keys undo and delete", () => {
     const ed = editor();
-    ed.tools.brush = 3;
+    ed.tools.setBrush(3);
     ed.tools.setTool("brush");
     drag(ed, [10, 10], [12, 10]);
     assert.ok(stored(ed)[0].mask);
-    ed.tools.brush = 10;
+    ed.tools.setBrush(10);
     ed.tools.setTool("eraser");
     drag(ed, [11, 10]);
     assert.deepEqual(Object.keys(stored(ed)[0]), ["caption", "color"]);
-    ed.tools.grid = 8;
+    ed.tools.setGrid(8);
     ed.tools.setTool("box");
     drag(ed, [3, 3], [21, 13]);
     assert.deepEqual(stored(ed)[0].box, [0, 0, 24, 16]);

@@ -46,8 +46,7 @@ export class LayoutEditor {
     saveView() { this.node.setDirtyCanvas?.(true, false); }
 
     select(i) {
-        this.document.sel = i;
-        this.markSelection();
+        this.document.select(i);
         this.render();
     }
 
@@ -87,7 +86,7 @@ export class LayoutEditor {
         const hidden = new Set(Array.isArray(v.hidden) ? v.hidden : []);
         this.doc.instances.forEach((inst, i) => { inst.hidden = hidden.has(i); });
         this.reference.set(v.ref || null, false);
-        this.tools.grid = Number.isInteger(v.grid) && v.grid >= 0 ? v.grid : 0;
+        this.tools.setGrid(Number.isInteger(v.grid) && v.grid >= 0 ? v.grid : 0);
         this.view.showGrid(this.tools.grid);
         this.setShowJson(!!v.json);
         this.document.rebase();

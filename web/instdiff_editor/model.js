@@ -21,6 +21,13 @@ export class LayoutDocument {
 
     warn(message) { this.error = message; this.ed.refreshStatus(); }
 
+    clearWarning() { this.error = ""; }
+
+    select(i) {
+        this.sel = i;
+        this.ed.markSelection();
+    }
+
     // ---------------- state, widgets and history
     snapshot() { return saveState(this.doc, this.sel); }
 

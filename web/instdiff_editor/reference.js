@@ -59,7 +59,7 @@ export class Reference {
         const m = String(value).replace(VIEW_TYPE, "");
         const type = (String(value).match(VIEW_TYPE) || [, "input"])[1];
         const cut = m.lastIndexOf("/");
-        this.ed.document.error = "";
+        this.ed.document.clearWarning();
         this.set({ filename: cut >= 0 ? m.slice(cut + 1) : m, subfolder: cut >= 0 ? m.slice(0, cut) : "", type }, true);
     }
 

@@ -76,10 +76,11 @@ export class Tools {
 
     render() { this.ed.render(); }
 
-    select(i) {
-        this.ed.document.sel = i;
-        this.ed.markSelection();
-    }
+    select(i) { this.ed.document.select(i); }
+
+    setBrush(px) { this.brush = px; this.render(); }
+
+    setGrid(px) { this.grid = px; this.render(); }
 
     /** Select the hit instance; the drag that moves what was hit (null when it does not move). */
     pick(hit, p) {

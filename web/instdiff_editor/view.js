@@ -40,10 +40,10 @@ export class View {
             bar.append(b);
         }
         this.brushInput = el("input", { type: "range", min: "1", max: "100", value: "0", title: "Brush size (image pixels)",
-            oninput: () => { tools.brush = Number(this.brushInput.value); this.ed.render(); } });
+            oninput: () => tools.setBrush(Number(this.brushInput.value)) });
         this.brushLabel = el("span", { textContent: "" });
         this.gridSelect = el("select", { title: "Snap boxes, points and polygon vertices to a grid (image pixels)",
-            onchange: () => { tools.grid = Number(this.gridSelect.value); this.ed.render(); } });
+            onchange: () => tools.setGrid(Number(this.gridSelect.value)) });
         for (const g of [0, 4, 8, 16, 32, 64]) this.gridSelect.append(el("option", { value: String(g), textContent: g ? `snap ${g}` : "no snap" }));
         bar.append(el("span", { className: "ide-sep" }), el("span", { textContent: "size" }), this.brushInput, this.brushLabel,
             el("span", { className: "ide-sep" }), this.gridSelect);
