@@ -1,4 +1,4 @@
-"""The editor's document module (web/instdiff_editor/document.js) under node: its unit tests, and seeded ui output."""
+"""The editor's pure modules under node (tests/web/: document, codecs, tools on a stand-in canvas), and seeded ui output."""
 # What it shows for a seeded Layout node's ui output is checked against the layout the backend actually returned.
 import importlib
 import json
@@ -11,6 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DOCUMENT = REPO / "web" / "instdiff_editor" / "document.js"
+GEOMETRY = REPO / "web" / "instdiff_editor" / "geometry.js"
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node (Node.js) is not installed")
 
 
@@ -67,7 +68,7 @@ def test_the_editor_resamples_masks_by_the_backend_rule(pack):
     cases = [(int(rng.integers(1, 40)), int(rng.integers(1, 40)), int(rng.integers(1, 90)), int(rng.integers(1, 90)))
              for _ in range(60)] + [(30, 70, 64, 100), (512, 512, 64, 64), (7, 3, 700, 300)]
     masks = [rng.random((sh, sw)) < 0.4 for sh, sw, _, _ in cases]
-    script = (f"import {{ resampleMask }} from {json.dumps(DOCUMENT.as_uri())};\n"
+    script = (f"import {{ resampleMask }} from {json.dumps(GEOMETRY.as_uri())};\n"
               "import fs from 'node:fs';\n"
               "const cases = JSON.parse(fs.readFileSync(0, 'utf8'));\n"
               "console.log(JSON.stringify(cases.map(([m, sw, sh, w, h]) =>"

@@ -1,15 +1,16 @@
 // InstanceDiffusion layout editor: registers the canvas DOM widget on the "InstanceDiffusionLayout" node.
 //
-// The drawing IS the node's `layout_json` widget value (schema "instdiff.layout", version 1, image-pixel
+// The drawing IS the node's `layout_json` widget value (the layout schema of instdiff_model/layout.py, image-pixel
 // coordinates), so it is saved with the workflow, restored on load/paste and sent to the backend in the prompt.
 // The editor's own widget keeps only view state (hidden instances, reference image, JSON shown, snap grid) and is
 // not sent in the prompt. After a run the node's ui output (`instdiff_layout`: the layout as the backend merged
 // it, each instance with its origin) is what the editor shows. The editor itself lives in ./instdiff_editor/
-// (document.js is pure; view/tools/paint/reference take the host's app/api from here).
+// (editor.js composes its parts; document.js, kinds.js and the codecs are pure; the parts get the host's app/api from
+// here).
 // Works with the plain-JS LiteGraph frontend (2024) and the Vue frontend (2025+): both serve ../../scripts/app.js.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
-import { LayoutEditor } from "./instdiff_editor/view.js";
+import { LayoutEditor } from "./instdiff_editor/editor.js";
 
 const NODE = "InstanceDiffusionLayout";
 
@@ -31,67 +32,72 @@ function keepNodeGeometry(widget, editor) {
     };
 }
 
+/** After the prototype's own `name` method, `after(node, args)`; the method's result is kept. */
+function chain(proto, name, after) {
+    const own = proto[name];
+    proto[name] = function () {
+        const r = own?.apply(this, arguments);
+        after(this, arguments);
+        return r;
+    };
+}
+
+/** The editor follows the other widgets: callbacks fire on user edits; a poll catches configure/paste/API changes. */
+function followWidgets(node, editor) {
+    for (const name of ["width", "height", "caption", "layout_json"]) {
+        const w = node.widgets?.find((x) => x.name === name);
+        if (!w) continue;
+        const cb = w.callback;
+        w.callback = function () { const res = cb?.apply(this, arguments); queueMicrotask(() => editor.sync()); return res; };
+    }
+    const timer = setInterval(() => { if (editor.frame.isConnected || editor.popped) editor.sync(); }, 400);
+    const onRemoved = node.onRemoved;
+    node.onRemoved = function () { clearInterval(timer); editor.popIn(); return onRemoved?.apply(this, arguments); };
+}
+
+function addEditor(node) {
+    const editor = new LayoutEditor(node, { app, api });
+    node.instdiffEditor = editor;
+    const widget = node.addDOMWidget("layout_editor", "instdiff_layout_editor", editor.frame, {
+        serialize: false,          // not an input of the node: stays out of the API prompt
+        hideOnZoom: false,
+        getValue: () => editor.getView(),
+        setValue: (v) => editor.setView(v),
+        getMinHeight: () => editor.preferredHeight(node.size?.[0] || 440),
+        getHeight: () => editor.preferredHeight(node.size?.[0] || 440),
+        afterResize: () => editor.render(),
+        onDraw: () => editor.sync(),
+    });
+    editor.widget = widget;
+    keepNodeGeometry(widget, editor);
+    followWidgets(node, editor);
+    editor.sync();
+    editor.setShowJson(false);
+    editor.resetHistory();
+    editor.refreshList();
+    const [w0, h0] = node.size || [0, 0];
+    node.setSize?.([Math.max(w0, 440), h0]);
+    editor.fitNode();
+    editor.render();
+}
+
 app.registerExtension({
     name: "InstanceDiffusion.LayoutEditor",
     async beforeRegisterNodeDef(nodeType, nodeData) {
         if (nodeData?.name !== NODE) return;
-        const onNodeCreated = nodeType.prototype.onNodeCreated;
-        nodeType.prototype.onNodeCreated = function () {
-            const r = onNodeCreated?.apply(this, arguments);
-            const editor = new LayoutEditor(this, { app, api });
-            this.instdiffEditor = editor;
-            const widget = this.addDOMWidget("layout_editor", "instdiff_layout_editor", editor.frame, {
-                serialize: false,          // not an input of the node: stays out of the API prompt
-                hideOnZoom: false,
-                getValue: () => editor.getView(),
-                setValue: (v) => editor.setView(v),
-                getMinHeight: () => editor.preferredHeight(this.size?.[0] || 440),
-                getHeight: () => editor.preferredHeight(this.size?.[0] || 440),
-                afterResize: () => editor.render(),
-                onDraw: () => editor.sync(),
-            });
-            editor.widget = widget;
-            keepNodeGeometry(widget, editor);
-            // Follow the other widgets: callbacks fire on user edits; the poll catches configure/paste/API changes.
-            for (const name of ["width", "height", "caption", "layout_json"]) {
-                const w = this.widgets?.find((x) => x.name === name);
-                if (!w) continue;
-                const cb = w.callback;
-                w.callback = function () { const res = cb?.apply(this, arguments); queueMicrotask(() => editor.sync()); return res; };
-            }
-            const timer = setInterval(() => { if (editor.frame.isConnected || editor.popped) editor.sync(); }, 400);
-            const onRemoved = this.onRemoved;
-            this.onRemoved = function () { clearInterval(timer); editor.popIn(); return onRemoved?.apply(this, arguments); };
-            editor.sync();
-            editor.setShowJson(false);
-            editor.history.reset(editor.snapshot());
-            editor.refreshList();
-            const [w0, h0] = this.size || [0, 0];
-            this.setSize?.([Math.max(w0, 440), h0]);
-            editor.fitNode();
-            editor.render();
-            return r;
-        };
-        const onExecuted = nodeType.prototype.onExecuted;
-        nodeType.prototype.onExecuted = function (message) {
-            const r = onExecuted?.apply(this, arguments);
+        const proto = nodeType.prototype;
+        chain(proto, "onNodeCreated", (node) => addEditor(node));
+        chain(proto, "onExecuted", (node, [message]) => {
             const shown = message?.instdiff_layout?.[0];
-            if (shown && this.instdiffEditor) this.instdiffEditor.showBackend(shown);
-            return r;
-        };
-        const onConnectionsChange = nodeType.prototype.onConnectionsChange;
-        nodeType.prototype.onConnectionsChange = function () {
-            const r = onConnectionsChange?.apply(this, arguments);
-            const input = this.inputs?.find((i) => i.name === "seed_layout");
-            if (this.instdiffEditor && (!input || input.link === null || input.link === undefined)) this.instdiffEditor.dropSeeds();
-            return r;
-        };
-        const onConfigure = nodeType.prototype.onConfigure;
-        nodeType.prototype.onConfigure = function () {
-            const r = onConfigure?.apply(this, arguments);
-            const ed = this.instdiffEditor;
-            if (ed) { ed.sync(); ed.history.reset(ed.snapshot()); ed.refreshList(); ed.render(); }
-            return r;
-        };
+            if (shown && node.instdiffEditor) node.instdiffEditor.showBackend(shown);
+        });
+        chain(proto, "onConnectionsChange", (node) => {
+            const input = node.inputs?.find((i) => i.name === "seed_layout");
+            if (node.instdiffEditor && (!input || input.link === null || input.link === undefined)) node.instdiffEditor.dropSeeds();
+        });
+        chain(proto, "onConfigure", (node) => {
+            const ed = node.instdiffEditor;
+            if (ed) { ed.sync(); ed.resetHistory(); ed.refreshList(); ed.render(); }
+        });
     },
 });

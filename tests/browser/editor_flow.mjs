@@ -387,6 +387,9 @@ try {
     result.seededAfterMove = await seedLayoutValue();
     await editor.screenshot({ path: path.join(outDir, "editor_seeded.png") });
     result.seedSecond = await queueAndWait();
+    // the run's ui output may reach the page after its history entry: wait until the editor shows the dog as edited
+    await page.waitForFunction((id) => window.__instdiffGraph.node(id).instdiffEditor.doc.instances.some((i) => i.origin === "edited"),
+        seedIds.layout, { timeout: 10000 });
     // the editor shows the backend's merge exactly: resize (seeds shown dashed, as of the last run), run, compare
     await page.evaluate((id) => {
         const w = window.__instdiffGraph.node(id).widgets.find((x) => x.name === "height");

@@ -2,8 +2,10 @@
 //   node --test tests/web/      (run by tests/test_editor_document.py)
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { editBox, fromBackend, History, keepShownSeeds, layoutToJson, loadState, parseLayout, rescaleDoc,
-    rleDecode, rleEncode, saveState, snap, untouched } from "../../web/instdiff_editor/document.js";
+import { fromBackend, History, keepShownSeeds, layoutToJson, loadState, parseLayout, rescaleDoc, saveState,
+    untouched } from "../../web/instdiff_editor/document.js";
+import { editBox, snap } from "../../web/instdiff_editor/geometry.js";
+import { rleDecode, rleEncode } from "../../web/instdiff_editor/rle.js";
 
 const layoutText = (instances, extra = {}) => JSON.stringify({ schema: "instdiff.layout", version: 1, width: 100,
     height: 50, caption: "c", instances, ...extra });

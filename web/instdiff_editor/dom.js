@@ -1,4 +1,4 @@
-// Layout editor DOM helpers: element factory and the editor's style sheet (added once, on first use).
+// Layout editor DOM helpers: element and button factories and the editor's style sheet (added once, on first use).
 
 export function el(tag, attrs = {}, ...children) {
     const e = document.createElement(tag);
@@ -10,6 +10,13 @@ export function el(tag, attrs = {}, ...children) {
     }
     for (const c of children) e.append(c);
     return e;
+}
+
+/** A button with `data-act` = name (the browser test finds them by it). */
+export function button(name, label, title, fn, disabled = false) {
+    const b = el("button", { textContent: label, title, onclick: fn, disabled });
+    b.dataset.act = name;
+    return b;
 }
 
 const CSS = `
