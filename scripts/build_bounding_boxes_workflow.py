@@ -1,4 +1,4 @@
-"""Write workflows/InstanceDiffusion - Core box canvas (ComfyUI 2026).json: core Create Bounding Boxes <-> our layout (issue 16)."""
+"""Write workflows/Core box canvas (ComfyUI 2026) - InstanceDiffusion.json: core Create Bounding Boxes <-> our layout (issue 16)."""
 # Needs a 2026 host that has the Create Bounding Boxes node (ComfyUI >= 0.27 with PR #14724's `bboxes` input):
 # COMFYUI_PATH=/path/to/ComfyUI python scripts/build_bounding_boxes_workflow.py
 import json

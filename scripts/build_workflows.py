@@ -297,7 +297,8 @@ WORKFLOWS = {
 }
 # The templates browser (frontend 1.58: useTemplateWorkflows getTemplateTitle, title = the file name for a custom
 # node's templates; core /workflow_templates lists file names only) titles a workflow by its file name: the file is
-# "InstanceDiffusion - <title>.json", its thumbnail "<same>.jpg" draws the title too. Keys: the workflows' ids.
+# "<title> - InstanceDiffusion.json" (the title first: the card shows one line), its thumbnail "<same>.jpg" draws the
+# title too. Keys: the workflows' ids.
 TITLES = {
     "instancediffusion_official_settings": "Official settings (start here)",
     "instancediffusion_boxes": "Boxes",
@@ -322,7 +323,7 @@ THUMB = 384
 
 def file_stem(workflow_id: str) -> str:
     """The shipped file name (without .json / .jpg) of a workflow id: its title, readable in the templates browser."""
-    return f"InstanceDiffusion - {TITLES[workflow_id]}"
+    return f"{TITLES[workflow_id]} - InstanceDiffusion"
 
 
 def layout_pictures(host, workflow: dict) -> list:

@@ -73,7 +73,7 @@ def test_every_workflow_has_a_thumbnail_of_its_layout(path):
 # The 2026 templates browser titles a pack's workflow by its file name as it is (getTemplateTitle: title ?? name,
 # title = the name; no index.json is read for custom nodes), and puts the name unencoded into the URLs of the JSON and
 # the thumbnail (/api/workflow_templates/<pack>/<name>.json|.jpg): the name is the title, in URL-safe characters.
-READABLE = re.compile(r"InstanceDiffusion - [A-Z0-9][A-Za-z0-9 ,()-]*[A-Za-z0-9)]")
+READABLE = re.compile(r"[A-Z0-9][A-Za-z0-9 ,()-]*[A-Za-z0-9)] - InstanceDiffusion")
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
@@ -81,7 +81,7 @@ def test_every_workflow_file_is_named_by_a_readable_title(path):
     assert READABLE.fullmatch(path.stem), f"{path.name}: the templates browser shows this name as its title"
     assert "_" not in path.stem and "  " not in path.stem and len(path.stem) <= 56
     (workflow_id,) = [i for i in build_workflows.TITLES if build_workflows.file_stem(i) == path.stem]
-    assert path.stem == f"InstanceDiffusion - {build_workflows.TITLES[workflow_id]}"
+    assert path.stem == f"{build_workflows.TITLES[workflow_id]} - InstanceDiffusion"
 
 
 def test_every_product_node_is_in_a_shipped_workflow(pack):
