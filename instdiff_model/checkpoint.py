@@ -104,7 +104,7 @@ class _TorchZip:
         return (info.compress_type == zipfile.ZIP_STORED and info.file_size == nbytes
                 and info.header_offset + nbytes <= self.size)
 
-    def read_storage(self, ref) -> torch.Tensor:
+    def read_storage(self, ref, progress=None) -> torch.Tensor:
         name = f"{self.prefix}data/{ref.key}"
         try:
             info = self.zip.getinfo(name)
@@ -122,6 +122,8 @@ class _TorchZip:
                     if not got:
                         raise InstDiffError(f"{self.path}: storage {ref.key} is truncated")
                     pos += got
+                    if progress is not None:
+                        progress(got)
                 f.read(1)  # reach EOF so zipfile verifies the CRC
         except InstDiffError:
             raise
@@ -129,7 +131,11 @@ class _TorchZip:
             raise InstDiffError(f"cannot read tensor data {ref.key} of {self.path} (corrupted?): {e}") from e
         return out.view(ref.dtype) if nbytes else torch.empty(0, dtype=ref.dtype)
 
-    def materialize(self, lazy: dict, dtype=None) -> dict:
+    def nbytes(self, lazy: dict) -> int:
+        """The bytes materialize(lazy) reads: each storage once."""
+        return sum(r.numel * torch.empty((), dtype=r.dtype).element_size() for r in {t.storage for t in lazy.values()})
+
+    def materialize(self, lazy: dict, dtype=None, progress=None) -> dict:
         """{key: LazyTensor} -> {key: Tensor}, reading each needed storage once; views are copied out. A storage
         larger than the validated tensors in it need is refused before anything is allocated, unless its bytes lie
         uncompressed in the file as torch.save writes them (a view of a larger tensor then costs at most the file)."""
@@ -149,7 +155,7 @@ class _TorchZip:
                                 f"{', '.join(keys[:3])} use{'s' if len(keys) == 1 else ''} {need:,}")
         out = {}
         for ref, keys in by_storage.items():
-            flat = self.read_storage(ref)
+            flat = self.read_storage(ref, progress)
             for key in keys:
                 t = lazy[key]
                 tensor = flat.as_strided(t.size, t.stride, t.offset)
@@ -287,13 +293,19 @@ class _Safetensors:
         except Exception as e:  # bad JSON, offsets beyond the file, truncated data, ...
             raise InstDiffError(f"{path}: invalid or corrupted safetensors file: {e}") from e
 
-    def materialize(self, names: dict, dtype=None) -> dict:
+    def nbytes(self, names: dict) -> int:
+        sizes = {k: self.file.get_slice(k).get_dtype() for k in names.values()}
+        return sum(self.shapes[k].numel() * _SAFETENSORS_BYTES.get(d, 1) for k, d in sizes.items())
+
+    def materialize(self, names: dict, dtype=None, progress=None) -> dict:
         """{official key: stored key} -> {official key: Tensor}."""
         out = {}
         try:
             for name, key in names.items():
                 t = self.file.get_tensor(key)
                 out[name] = t.to(dtype) if dtype is not None and t.is_floating_point() else t
+                if progress is not None:
+                    progress(t.numel() * t.element_size())
         except Exception as e:
             raise InstDiffError(f"{self.path}: corrupted safetensors data: {e}") from e
         return out
@@ -332,14 +344,15 @@ def validate(sd: dict, spec: dict, source: str) -> None:
         raise InstDiffError(f"{source} is not a complete InstanceDiffusion checkpoint: " + "; ".join(parts) + "." + hint)
 
 
-def read_weights(paths, weights: str = DEFAULT_WEIGHTS, dtype=None, spec=None) -> dict:
+def read_weights(paths, weights: str = DEFAULT_WEIGHTS, dtype=None, spec=None, progress=None) -> dict:
     """Official-key {key: Tensor} of the 513 InstanceDiffusion parameters, strictly validated.
 
     `paths`: one file or a list (e.g. logtd's fusers.ckpt + position_net.ckpt + scaleu.ckpt). Accepted: the
     official instancediffusion_sd15.pth ('ema' by default, or 'model'), our converted safetensors (optionally
     with the 'model.diffusion_model.' prefix), logtd's split files. Keys outside position_net.* / *.fuser.* /
     scaleu_* (base UNet, optimizer state) are skipped unread. Shapes are validated against `spec` (default:
-    expected_spec()) before any tensor data is read. `dtype` casts floating tensors while reading.
+    expected_spec()) before any tensor data is read. `dtype` casts floating tensors while reading. `progress(done,
+    total)` is called as tensor bytes are read.
     """
     if weights not in ("ema", "model"):
         raise InstDiffError(f"weights must be 'ema' or 'model', not {weights!r}")
@@ -371,7 +384,11 @@ def read_weights(paths, weights: str = DEFAULT_WEIGHTS, dtype=None, spec=None) -
                 shapes[name] = torch.Size(shape)
         parts.append((source, wanted))
     validate(shapes, spec, ", ".join(str(p) for p in paths))
-    merged = {}
+    merged, total, done = {}, sum(source.nbytes(wanted) for source, wanted in parts), [0]
+
+    def step(nbytes):
+        done[0] += nbytes
+        progress(min(done[0], total), total)
     for source, wanted in parts:
-        merged.update(source.materialize(wanted, dtype))
+        merged.update(source.materialize(wanted, dtype, step if progress is not None else None))
     return merged

@@ -1,6 +1,7 @@
 """The pack's one door to the host: every host import, what differs between the 2024-03 and 2026 ComfyUI, managed weights."""
 import functools
 import inspect
+import os
 import weakref
 
 import torch
@@ -10,6 +11,7 @@ import comfy.model_patcher
 import comfy.sample
 import comfy.samplers
 import comfy.utils
+import folder_paths
 import latent_preview
 
 from ..instdiff_model.errors import InstDiffError
@@ -271,3 +273,47 @@ def resume_noise(model, x, latent, sigma: float):
 
     return (latent_in(x) - latent_in(latent)) / float(sigma)
 
+
+# The loader's door (nodes/loader.py): the model-folder registry, the torch device, a cache folder, a progress bar.
+def register_model_folder(name: str) -> None:
+    """models/<name>/ in the host's folder registry (kept if extra_model_paths.yaml added it first)."""
+    default = os.path.join(folder_paths.models_dir, name)
+    exts = set(folder_paths.supported_pt_extensions)
+    if name in folder_paths.folder_names_and_paths:
+        paths, known = folder_paths.folder_names_and_paths[name]
+        if default not in paths:
+            paths.append(default)
+        folder_paths.folder_names_and_paths[name] = (paths, set(known) | exts)
+    else:
+        folder_paths.folder_names_and_paths[name] = ([default], exts)
+    os.makedirs(default, exist_ok=True)
+
+
+def model_files(folder: str) -> list:
+    """The file names (relative, '/'-separated) the host lists in a registered model folder."""
+    return folder_paths.get_filename_list(folder)
+
+
+def model_path(folder: str, name: str):
+    return folder_paths.get_full_path(folder, name)
+
+
+def model_roots(folder: str) -> list:
+    """The directories registered for a model folder (models/<folder>/ and extra_model_paths.yaml's)."""
+    return folder_paths.get_folder_paths(folder)
+
+
+def torch_device():
+    return comfy.model_management.get_torch_device()
+
+
+def cache_dir(name: str) -> str:
+    """user/__<name>/: a System User folder, which the 2026 host never serves over HTTP (same path on 2024)."""
+    if hasattr(folder_paths, "get_system_user_directory"):
+        return folder_paths.get_system_user_directory(name)
+    return os.path.join(folder_paths.user_directory, "__" + name)
+
+
+def progress_bar(total: int):
+    """The host's progress bar of the running node: `.update_absolute(value, total)`."""
+    return comfy.utils.ProgressBar(total)

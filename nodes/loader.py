@@ -1,12 +1,13 @@
 """Load InstanceDiffusion node: official .pth, converted .safetensors or logtd's split files (models/instancediffusion/, Manager's models/instance_models/)."""
+import logging
 import os
 
-import comfy.model_management
-import folder_paths
 import torch
 
+from ..instdiff_model.convert import cached_copy
 from ..instdiff_model.errors import InstDiffError
 from ..instdiff_model.model import InstanceDiffusionModel
+from . import host_api
 
 FOLDER = "instancediffusion"
 MANAGER_FOLDER = "instance_models"  # ComfyUI-Manager's model list installs logtd's split files here
@@ -14,23 +15,10 @@ MANAGER_FOLDER = "instance_models"  # ComfyUI-Manager's model list installs logt
 SPLIT = {"fusers.ckpt": "fuser_models", "position_net.ckpt": "positionnet_models", "scaleu.ckpt": "scaleu_models"}
 
 
-def register_folder(name: str = FOLDER) -> None:
-    """models/<name>/ in the host's folder registry (kept if extra_model_paths.yaml added it first)."""
-    default = os.path.join(folder_paths.models_dir, name)
-    exts = set(folder_paths.supported_pt_extensions)
-    if name in folder_paths.folder_names_and_paths:
-        paths, known = folder_paths.folder_names_and_paths[name]
-        if default not in paths:
-            paths.append(default)
-        folder_paths.folder_names_and_paths[name] = (paths, set(known) | exts)
-    else:
-        folder_paths.folder_names_and_paths[name] = ([default], exts)
-    os.makedirs(default, exist_ok=True)
-
-
-register_folder(FOLDER)
-register_folder(MANAGER_FOLDER)
+host_api.register_model_folder(FOLDER)
+host_api.register_model_folder(MANAGER_FOLDER)
 _CACHE = {}
+CACHE_FOLDER = "instancediffusion"  # user/__instancediffusion/: safetensors copies of .pth / .ckpt weights
 
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -51,15 +39,32 @@ def load_cached(paths, weights: str, precision: str = "auto", tokenizer_precisio
     `paths`: one file, or logtd's three split files."""
     paths = [paths] if isinstance(paths, str) else list(paths)
     stats = [os.stat(p) for p in paths]
-    dtypes = (storage_dtype(precision, comfy.model_management.get_torch_device()),
+    dtypes = (storage_dtype(precision, host_api.torch_device()),
               storage_dtype(tokenizer_precision, "cpu"))
     key = (tuple((os.path.realpath(p), st.st_size, st.st_mtime_ns) for p, st in zip(paths, stats)), weights, dtypes)
     if key not in _CACHE:
         _CACHE.clear()
-        model = InstanceDiffusionModel.from_file(paths[0] if len(paths) == 1 else paths, weights=weights,
-                                                 dtype=torch.float32)
-        _CACHE[key] = model.set_precision(*dtypes)
+        _CACHE[key] = read_model(paths, weights).set_precision(*dtypes)
     return _CACHE[key]
+
+
+def read_model(paths: list, weights: str) -> InstanceDiffusionModel:
+    """From a safetensors file directly; from torch files (.pth, .ckpt) through their safetensors copy in the cache
+    folder, written on the first load with a progress bar (the torch zip reads ~4x slower); directly if it cannot be."""
+    source = paths[0] if len(paths) == 1 else paths
+    if all(p.endswith((".safetensors", ".sft")) for p in paths):
+        return InstanceDiffusionModel.from_file(source, weights=weights, dtype=torch.float32)
+    bar = host_api.progress_bar(100)
+    copy, why = cached_copy(paths, weights, host_api.cache_dir(CACHE_FOLDER),
+                            progress=lambda done, total: bar.update_absolute(int(100 * done / total), 100))
+    if copy is not None:
+        try:
+            return InstanceDiffusionModel.from_file(copy, dtype=torch.float32)
+        except InstDiffError as e:  # a damaged copy: drop it, read the source
+            why = f"{copy} is unreadable ({e}); removed it"
+            os.remove(copy)
+    logging.warning("InstanceDiffusion: reading %s directly, without a cached copy: %s", source, why)
+    return InstanceDiffusionModel.from_file(source, weights=weights, dtype=torch.float32)
 
 
 def _trio(files: dict, manager: bool) -> tuple:
@@ -73,14 +78,14 @@ def model_entries() -> dict:
     each instance_models/ folder (Manager's layout; extra_model_paths.yaml may register more) holding any of the
     split files. The first such instance_models folder is "instance_models/", others are named by their full path."""
     entries = {}
-    names = folder_paths.get_filename_list(FOLDER)
+    names = host_api.model_files(FOLDER)
     for n in names:
         if os.path.basename(n) not in SPLIT:
-            entries[n] = ([folder_paths.get_full_path(FOLDER, n)], [])
+            entries[n] = ([host_api.model_path(FOLDER, n)], [])
     for d in sorted({os.path.dirname(n) for n in names if os.path.basename(n) in SPLIT and os.path.dirname(n)}):
-        files = {f: folder_paths.get_full_path(FOLDER, f"{d}/{f}") if f"{d}/{f}" in names else None for f in SPLIT}
+        files = {f: host_api.model_path(FOLDER, f"{d}/{f}") if f"{d}/{f}" in names else None for f in SPLIT}
         entries[d + "/"] = _trio(files, manager=False)
-    for root in folder_paths.get_folder_paths(MANAGER_FOLDER):
+    for root in host_api.model_roots(MANAGER_FOLDER):
         files = {f: next((p for p in (os.path.join(root, sub, f), os.path.join(root, f)) if os.path.isfile(p)), None)
                  for f, sub in SPLIT.items()}
         if any(files.values()):

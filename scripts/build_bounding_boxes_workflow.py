@@ -1,4 +1,4 @@
-"""Write workflows/instancediffusion_bounding_boxes_2026.json: core Create Bounding Boxes <-> our layout (issue 16)."""
+"""Write workflows/Core box canvas (ComfyUI 2026) - InstanceDiffusion.json: core Create Bounding Boxes <-> our layout (issue 16)."""
 # Needs a 2026 host that has the Create Bounding Boxes node (ComfyUI >= 0.27 with PR #14724's `bboxes` input):
 # COMFYUI_PATH=/path/to/ComfyUI python scripts/build_bounding_boxes_workflow.py
 import json
@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from scripts.build_workflows import CKPT, INSTDIFF, NEGATIVE, Graph  # noqa: E402
+from scripts.build_workflows import CKPT, CORE_CANVAS, INSTDIFF, NEGATIVE, Graph, file_stem  # noqa: E402
 from scripts.headless import HostServer  # noqa: E402
 from scripts.hostenv import REPO  # noqa: E402
 
@@ -79,7 +79,7 @@ def main():
         info = host.object_info
     if "CreateBoundingBoxes" not in info:
         raise SystemExit("this host has no Create Bounding Boxes node; point COMFYUI_PATH at a 2026 ComfyUI")
-    out = REPO / "workflows" / "instancediffusion_bounding_boxes_2026.json"
+    out = REPO / "workflows" / f"{file_stem(CORE_CANVAS)}.json"
     out.write_text(json.dumps(build(info), indent=1) + "\n")
     print("wrote", out)
 

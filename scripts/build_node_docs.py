@@ -100,7 +100,7 @@ PAGES = {
         "Feed the mask to **Set Latent Noise Mask** on the first sampler's LATENT, sample again with the same seed "
         "and the edited layout's model, then **Latent Composite Masked** / **Image Composite Masked** with the same "
         "mask: outside it the result is the first image, pixel for pixel. The shipped workflows "
-        "`instancediffusion_edit_one_instance` and `instancediffusion_iterative_generation` are wired this way."),
+        "*Edit one instance, keep the rest* and *Iterative generation* are wired this way."),
     "InstanceDiffusionLayoutPreview": (
         "Every instance is drawn in its colour (box, point, scribble, polygon, mask) with its number and caption; "
         "a per-frame layout gives one picture per frame.",

@@ -295,7 +295,10 @@ WORKFLOWS = {
         "layouts." + MIS_NOTE,
         dict(instances=[], layout_nodes=keyframes, caption=KEYFRAMES[0]["layout"]["caption"], batch=FRAMES)),
 }
-# The templates browser titles a pack's workflow by its file name; its thumbnail (<name>.jpg) carries this title.
+# The templates browser (frontend 1.58: useTemplateWorkflows getTemplateTitle, title = the file name for a custom
+# node's templates; core /workflow_templates lists file names only) titles a workflow by its file name: the file is
+# "<title> - InstanceDiffusion.json" (the title first: the card shows one line), its thumbnail "<same>.jpg" draws the
+# title too. Keys: the workflows' ids.
 TITLES = {
     "instancediffusion_official_settings": "Official settings (start here)",
     "instancediffusion_boxes": "Boxes",
@@ -309,13 +312,18 @@ TITLES = {
     "instancediffusion_with_lora": "With a LoRA",
     "instancediffusion_sdxl_refiner_cascade": "SDXL refiner cascade",
     "instancediffusion_add_instance_nodes": "Add Instance nodes",
-    "instancediffusion_import_layout": "Import Layout (demo JSON / COCO)",
+    "instancediffusion_import_layout": "Import Layout (demo JSON, COCO)",
     "instancediffusion_video_keyframes": "Keyframed video layout",
     "instancediffusion_bounding_boxes_2026": "Core box canvas (ComfyUI 2026)",
     "instancediffusion_edit_one_instance": "Edit one instance, keep the rest",
     "instancediffusion_iterative_generation": "Iterative generation",
 }
 THUMB = 384
+
+
+def file_stem(workflow_id: str) -> str:
+    """The shipped file name (without .json / .jpg) of a workflow id: its title, readable in the templates browser."""
+    return f"{TITLES[workflow_id]} - InstanceDiffusion"
 
 
 def layout_pictures(host, workflow: dict) -> list:
@@ -441,15 +449,18 @@ def main():
                    sampling=opts.get("sampling", SAMPLING), negative=opts.get("negative", NEGATIVE),
                    batch=opts.get("batch", 1))
             wf = g.to_ui(info, note)
-            (out / f"{name}.json").write_text(json.dumps(wf, indent=1) + "\n")
-            (out / f"{name}.jpg").write_bytes(thumbnail(layout_pictures(host, wf), TITLES[name]))
-            print("wrote", out / f"{name}.json", "and its thumbnail")
+            (out / f"{file_stem(name)}.json").write_text(json.dumps(wf, indent=1) + "\n")
+            (out / f"{file_stem(name)}.jpg").write_bytes(thumbnail(layout_pictures(host, wf), TITLES[name]))
+            print("wrote", out / f"{file_stem(name)}.json", "and its thumbnail")
         for name, (note, _) in EDIT_NOTES.items():
             wf = edit_workflow(name).to_ui(info, note)
-            (out / f"{name}.json").write_text(json.dumps(wf, indent=1) + "\n")
-            (out / f"{name}.jpg").write_bytes(thumbnail(layout_pictures(host, wf), TITLES[name]))
-            print("wrote", out / f"{name}.json", "and its thumbnail")
-        core_canvas(host, out / "instancediffusion_bounding_boxes_2026.json")
+            (out / f"{file_stem(name)}.json").write_text(json.dumps(wf, indent=1) + "\n")
+            (out / f"{file_stem(name)}.jpg").write_bytes(thumbnail(layout_pictures(host, wf), TITLES[name]))
+            print("wrote", out / f"{file_stem(name)}.json", "and its thumbnail")
+        core_canvas(host, out / f"{file_stem(CORE_CANVAS)}.json")
+
+
+CORE_CANVAS = "instancediffusion_bounding_boxes_2026"
 
 
 def core_canvas(host, path: Path) -> None:
@@ -472,7 +483,7 @@ def core_canvas(host, path: Path) -> None:
                 layout_json=layout(canvas.CAPTION, seeds + [canvas.OWN], 512, 384))
     g.add("InstanceDiffusionLayoutPreview", 1, layout=(lay, 0))
     pictures = layout_pictures(host, g.to_ui(host.object_info, ""))
-    path.with_suffix(".jpg").write_bytes(thumbnail(pictures, TITLES[path.stem]))
+    path.with_suffix(".jpg").write_bytes(thumbnail(pictures, TITLES[CORE_CANVAS]))
     print("wrote", path, "and its thumbnail")
 
 

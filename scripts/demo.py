@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scripts.headless import HostServer, ui_to_api  # noqa: E402
 from scripts.hostenv import REPO, host_dir  # noqa: E402
 
-WORKFLOW = REPO / "workflows" / "instancediffusion_boxes.json"
+WORKFLOW = REPO / "workflows" / "Boxes - InstanceDiffusion.json"
 OUT = REPO / "out" / "demo"
 
 

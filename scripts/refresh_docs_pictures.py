@@ -11,7 +11,7 @@ from scripts.headless import HostServer  # noqa: E402
 
 BROWSER = REPO / "tests" / "browser"
 OUT = REPO / "out" / "docs_pictures"
-WORKFLOW = REPO / "workflows" / "instancediffusion_all_formats.json"
+WORKFLOW = REPO / "workflows" / "All formats in one layout - InstanceDiffusion.json"
 
 
 def node(*args):

@@ -14,7 +14,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from instdiff_model.checkpoint import expected_spec, read_weights, validate
-from instdiff_model.convert import convert, main
+from instdiff_model.convert import cached_copy, convert, main
 from instdiff_model.errors import InstDiffError
 from instdiff_model.model import InstanceDiffusionModel
 from refpaths import official_keys
@@ -96,6 +96,50 @@ def test_convert_roundtrip(tmp_path, spec, capsys):
         torch.testing.assert_close(back[key].float(), model[key], atol=2e-3, rtol=1e-3)
     assert main([str(tmp_path / "missing.pth"), str(tmp_path / "x.safetensors")]) == 1
     assert "error" in capsys.readouterr().err
+
+
+def test_cached_copy_is_written_once_exact_and_follows_its_source(tmp_path, spec):
+    """The first load writes a safetensors copy of the chosen weights (the source's dtype: exact) with progress; a
+    later load reuses it untouched; a changed source (size or mtime) or the other weights write a new one."""
+    src, cache = tmp_path / "models" / "instancediffusion_sd15.pth", tmp_path / "user" / "__instancediffusion"
+    src.parent.mkdir()
+    model, ema = _save_official(src, spec)
+    seen = []
+    copy, why = cached_copy([str(src)], "ema", str(cache), progress=lambda done, total: seen.append((done, total)),
+                            spec=spec)
+    assert why == "" and os.path.dirname(copy) == str(cache) and os.listdir(cache) == [os.path.basename(copy)]
+    assert os.path.basename(copy).startswith("instancediffusion_sd15.ema.") and os.listdir(src.parent) == [src.name]
+    _assert_same(read_weights(copy, spec=spec), ema, spec)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1][0] == seen[-1][1] and len(seen) > 2
+    stat = os.stat(copy)
+    assert cached_copy([str(src)], "ema", str(cache), spec=spec) == (copy, "")
+    assert (os.stat(copy).st_ino, os.stat(copy).st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
+    other, _ = cached_copy([str(src)], "model", str(cache), spec=spec)
+    assert other != copy
+    _assert_same(read_weights(other, spec=spec), model, spec)
+    _save_official(src, spec, extra={"iters": 2000})
+    os.utime(src, ns=(stat.st_mtime_ns + 10**9, stat.st_mtime_ns + 10**9))
+    assert cached_copy([str(src)], "ema", str(cache), spec=spec) == (copy, "")
+    assert os.stat(copy).st_ino != stat.st_ino and len(os.listdir(cache)) == 2
+
+
+def test_cached_copy_gives_way_where_it_cannot_write(tmp_path, spec, monkeypatch):
+    """No copy (and the reason) when the cache folder cannot be made or its disk is full; a bad source still raises
+    its own error and leaves no partial file."""
+    src = tmp_path / "instancediffusion_sd15.pth"
+    _save_official(src, spec)
+    (tmp_path / "a_file").write_bytes(b"")
+    path, why = cached_copy([str(src)], "ema", str(tmp_path / "a_file" / "cache"), spec=spec)
+    assert path is None and "cannot use the cache folder" in why
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr("instdiff_model.convert.shutil.disk_usage", lambda p: usage(1 << 30, 1 << 30, 1 << 20))
+    path, why = cached_copy([str(src)], "ema", str(tmp_path / "cache"), spec=spec)
+    assert path is None and "GiB free" in why
+    monkeypatch.undo()
+    (tmp_path / "cut.pth").write_bytes(src.read_bytes()[: src.stat().st_size // 2])
+    with pytest.raises(InstDiffError, match="truncated or corrupted"):
+        cached_copy([str(tmp_path / "cut.pth")], "ema", str(tmp_path / "cache"), spec=spec)
+    assert os.listdir(tmp_path / "cache") == []
 
 
 def test_convert_cli_on_official_spec(tmp_path):

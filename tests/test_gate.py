@@ -99,7 +99,7 @@ def test_shipped_official_workflow_switches_the_fusers_off_after_its_grounding_f
     """The official-settings workflow's own values (ddim on ddim_uniform, 50 steps, grounding_full 0.8): the fusers
     run for the first 40 UNet steps, as the official step fraction, then switch off."""
     wf = json.loads((Path(__file__).resolve().parents[1] / "workflows"
-                     / "instancediffusion_official_settings.json").read_text())
+                     / "Official settings (start here) - InstanceDiffusion.json").read_text())
     (apply,) = [n for n in wf["nodes"] if n["type"] == "ApplyInstanceDiffusion"]
     (sampler,) = [n for n in wf["nodes"] if n["type"] == "InstanceDiffusionKSampler"]
     full, decay = apply["widgets_values"][:2]

@@ -4,6 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from scripts.build_workflows import file_stem
 from scripts.headless import ui_to_api
 from scripts.make_random_models import INSTDIFF, MANAGER_SPLIT
 from test_workflows import WORKFLOWS, load, shrink
@@ -74,7 +75,7 @@ def test_split_files_in_one_folder_of_models_instancediffusion_still_work(folder
     assert loader.model_choices() == ["logtd/", "other/ (missing position_net.ckpt, scaleu.ckpt)"]
 
 
-def test_managers_split_stand_ins_hold_the_single_file_stand_ins_weights(pack):
+def test_managers_split_stand_ins_hold_the_single_file_stand_ins_weights(pack, stand_ins):
     """make_random_models.py writes the single-file stand-in's weights as logtd's three files in Manager's layout."""
     from scripts.hostenv import host_dir
     checkpoint = importlib.import_module(f"{pack.__name__}.instdiff_model.checkpoint")
@@ -84,12 +85,45 @@ def test_managers_split_stand_ins_hold_the_single_file_stand_ins_weights(pack):
     assert split.keys() == single.keys() and all(torch.equal(split[k], single[k]) for k in single)
 
 
+def test_torch_weights_load_through_a_cached_copy_with_a_progress_bar(folders, stand_ins, tmp_path, monkeypatch):
+    """Manager's three .ckpt files (torch zips, read ~4x slower than safetensors): the first load shows the host's
+    progress bar while it writes one safetensors copy into user/__instancediffusion/ (nothing among the models),
+    the next load (a new process, the in-memory cache cleared) reads that copy; both give the same weights."""
+    import comfy.utils
+    import folder_paths
+    from scripts.hostenv import host_dir
+    loader, _, manager = folders
+    for name, rel in MANAGER_SPLIT.items():
+        (manager / loader.SPLIT[name]).mkdir()
+        (manager / loader.SPLIT[name] / name).hardlink_to(host_dir() / "models" / rel)
+    monkeypatch.setattr(folder_paths, "user_directory", str(tmp_path / "user"), raising=False)
+    monkeypatch.setattr(folder_paths, "get_system_user_directory",
+                        lambda name: str(tmp_path / "user" / f"__{name}"), raising=False)
+    ticks = []
+    monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_HOOK", lambda value, total, preview: ticks.append(value))
+    monkeypatch.setattr(loader, "_CACHE", {})
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    (first,) = loader.LoadInstanceDiffusion().load("instance_models/", "ema", precision="fp16")
+    (copy,) = (tmp_path / "user" / "__instancediffusion").iterdir()
+    assert copy.name.startswith("fusers.ema.") and copy.suffix == ".safetensors"
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == sorted(before + [
+        copy.parent.parent.relative_to(tmp_path), copy.parent.relative_to(tmp_path), copy.relative_to(tmp_path)])
+    assert ticks == sorted(ticks) and ticks[-1] == 100 and len(ticks) > 10
+    written, ticks[:] = copy.stat().st_mtime_ns, []
+    loader._CACHE.clear()
+    (again,) = loader.LoadInstanceDiffusion().load("instance_models/", "ema", precision="fp16")
+    assert copy.stat().st_mtime_ns == written and ticks == []
+    a, b = first.state_dict(), again.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    loader._CACHE.clear()
+
+
 def test_a_workflow_runs_headless_on_managers_split_files(host):
     """The shipped boxes workflow on the entry "instance_models/" (Manager's three files): it runs, and
     InstanceDiffusion acts (the latent differs from the same run with Apply made inert)."""
     choices = host.object_info["LoadInstanceDiffusion"]["input"]["required"]["model_name"][0]
     assert "instance_models/" in choices and INSTDIFF in choices
-    wf = load(next(p for p in WORKFLOWS if p.stem == "instancediffusion_boxes"))
+    wf = load(next(p for p in WORKFLOWS if p.stem == file_stem("instancediffusion_boxes")))
     prompt = shrink(ui_to_api(wf, host.object_info))
     for node in prompt.values():
         if node["class_type"] == "LoadInstanceDiffusion":

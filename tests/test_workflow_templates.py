@@ -1,6 +1,7 @@
 """The shipped workflows as templates: downloadable models on their loaders, a thumbnail each, every node shown."""
 import importlib
 import json
+import re
 from pathlib import PurePosixPath
 from urllib.parse import urlparse
 
@@ -61,13 +62,26 @@ def test_a_downloaded_file_is_listed_by_the_loader_under_the_workflows_name(pack
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
-def test_every_workflow_has_a_thumbnail_of_its_layout_and_a_title(path):
+def test_every_workflow_has_a_thumbnail_of_its_layout(path):
     thumb = path.with_suffix(".jpg")
     assert thumb.exists(), f"no {thumb.name}: run scripts/build_workflows.py"
     with Image.open(thumb) as im:
         assert im.format == "JPEG" and im.size[0] >= 256 and im.size[0] == im.size[1]
         assert max(ImageStat.Stat(im.convert("RGB")).stddev) > 10, "a blank card"
-    assert build_workflows.TITLES[path.stem][:1].isupper()
+
+
+# The 2026 templates browser titles a pack's workflow by its file name as it is (getTemplateTitle: title ?? name,
+# title = the name; no index.json is read for custom nodes), and puts the name unencoded into the URLs of the JSON and
+# the thumbnail (/api/workflow_templates/<pack>/<name>.json|.jpg): the name is the title, in URL-safe characters.
+READABLE = re.compile(r"[A-Z0-9][A-Za-z0-9 ,()-]*[A-Za-z0-9)] - InstanceDiffusion")
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_every_workflow_file_is_named_by_a_readable_title(path):
+    assert READABLE.fullmatch(path.stem), f"{path.name}: the templates browser shows this name as its title"
+    assert "_" not in path.stem and "  " not in path.stem and len(path.stem) <= 56
+    (workflow_id,) = [i for i in build_workflows.TITLES if build_workflows.file_stem(i) == path.stem]
+    assert path.stem == f"{build_workflows.TITLES[workflow_id]} - InstanceDiffusion"
 
 
 def test_every_product_node_is_in_a_shipped_workflow(pack):
@@ -76,7 +90,8 @@ def test_every_product_node_is_in_a_shipped_workflow(pack):
 
 
 def test_the_generator_covers_every_shipped_workflow():
-    made = set(build_workflows.WORKFLOWS) | set(build_workflows.EDIT_NOTES) | {"instancediffusion_bounding_boxes_2026"}
-    assert {p.stem for p in WORKFLOWS} == made == set(build_workflows.TITLES)
+    made = set(build_workflows.WORKFLOWS) | set(build_workflows.EDIT_NOTES) | {build_workflows.CORE_CANVAS}
+    assert made == set(build_workflows.TITLES)
+    assert {p.stem for p in WORKFLOWS} == {build_workflows.file_stem(i) for i in made}
     for p in WORKFLOWS:
         json.loads(p.read_text())
