@@ -10,13 +10,11 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from scripts.build_workflows import file_stem
 from scripts.headless import HostServer, ui_to_api
-from test_workflows import WORKFLOWS, load
+from test_workflows import load, shipped
 from workflows_api import instancediffusion_off
 
-EDIT, ITERATIVE = ([p for p in WORKFLOWS if p.stem == file_stem(f"instancediffusion_{name}")][0]
-                   for name in ("edit_one_instance", "iterative_generation"))
+EDIT, ITERATIVE = (shipped(f"instancediffusion_{name}") for name in ("edit_one_instance", "iterative_generation"))
 
 
 def stock_ksampler(prompt: dict) -> dict:

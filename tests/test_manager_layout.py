@@ -4,10 +4,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from scripts.build_workflows import file_stem
 from scripts.headless import ui_to_api
 from scripts.make_random_models import INSTDIFF, MANAGER_SPLIT
-from test_workflows import WORKFLOWS, load, shrink
+from test_workflows import load, shipped, shrink
 from workflows_api import instancediffusion_off, save_latent_after
 
 
@@ -123,7 +122,7 @@ def test_a_workflow_runs_headless_on_managers_split_files(host):
     InstanceDiffusion acts (the latent differs from the same run with Apply made inert)."""
     choices = host.object_info["LoadInstanceDiffusion"]["input"]["required"]["model_name"][0]
     assert "instance_models/" in choices and INSTDIFF in choices
-    wf = load(next(p for p in WORKFLOWS if p.stem == file_stem("instancediffusion_boxes")))
+    wf = load(shipped("instancediffusion_boxes"))
     prompt = shrink(ui_to_api(wf, host.object_info))
     for node in prompt.values():
         if node["class_type"] == "LoadInstanceDiffusion":

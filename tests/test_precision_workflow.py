@@ -2,9 +2,8 @@
 import pytest
 import torch
 
-from scripts.build_workflows import file_stem
 from scripts.headless import HostServer, ui_to_api
-from test_workflows import WORKFLOWS, latent, load, shrink
+from test_workflows import latent, load, shipped, shrink
 from tolerance import assert_rel_differs
 from workflows_api import instancediffusion_off, save_latent_after
 
@@ -15,7 +14,7 @@ from workflows_api import instancediffusion_off, save_latent_after
 # server cannot take it).
 @pytest.mark.parametrize("flags", [["--fp16-unet"], ["--bf16-unet"]], ids=["fp16", "bf16"])
 def test_boxes_workflow_on_a_half_precision_unet(stand_ins, flags):
-    (path,) = [p for p in WORKFLOWS if p.stem == file_stem("instancediffusion_boxes")]
+    path = shipped("instancediffusion_boxes")
     with HostServer(extra_args=flags) as host:
         prompt = shrink(ui_to_api(load(path), host.object_info))
         saver = save_latent_after(prompt)

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 from safetensors.torch import load_file
 
+from scripts.build_workflows import TITLES, file_stem
 from scripts.headless import ui_to_api
 from scripts.make_random_models import CHECKPOINT, INSTDIFF, LORA
 from tolerance import assert_rel_differs
@@ -16,6 +17,17 @@ from workflows_api import instancediffusion_off, mirrored, save_latent_after
 WORKFLOWS = sorted((Path(__file__).resolve().parents[1] / "workflows").glob("*.json"))
 STANDINS = {"ckpt_name": CHECKPOINT, "model_name": INSTDIFF, "lora_name": LORA}
 FRONTEND_ONLY = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
+IDS = {file_stem(workflow_id): workflow_id for workflow_id in TITLES}  # shipped file stem -> workflow id
+
+
+def workflow_id(path: Path) -> str:
+    """The workflow id of a shipped file (its test id: file names are titles with spaces)."""
+    return IDS[path.stem]
+
+
+def shipped(workflow: str) -> Path:
+    """The shipped file of a workflow id."""
+    return WORKFLOWS[0].with_name(file_stem(workflow) + ".json")
 
 
 def shrink(prompt: dict) -> dict:
@@ -54,7 +66,7 @@ def source_type(workflow: dict, node: dict, input_name: str) -> str:
 
 
 def test_there_are_workflows_for_every_feature():
-    names = {p.stem for p in WORKFLOWS}
+    names = {workflow_id(p) for p in WORKFLOWS}
     for part in ("official_settings", "boxes", "points", "scribbles", "polygons", "masks", "all_formats",
                  "multi_instance_sampler", "masked_attention", "with_lora", "sdxl_refiner_cascade",
                  "edit_one_instance", "iterative_generation"):
@@ -63,7 +75,7 @@ def test_there_are_workflows_for_every_feature():
 
 def test_official_settings_workflow_has_the_official_values():
     """inference.py: mis 0.36, 50 steps, guidance 7.5, alpha 0.8 as its README demos pass (type [alpha, 0, 1-alpha])."""
-    wf = load(WORKFLOWS[0].with_name("instancediffusion_official_settings.json"))
+    wf = load(shipped("instancediffusion_official_settings"))
     (sampler,) = by_type(wf, "InstanceDiffusionKSampler")
     seed, _, steps, cfg, sampler_name, scheduler, denoise, mis, max_batch = sampler["widgets_values"]
     assert (steps, cfg, sampler_name, scheduler, denoise, mis) == (50, 7.5, "ddim", "ddim_uniform", 1.0, 0.36)
@@ -73,7 +85,7 @@ def test_official_settings_workflow_has_the_official_values():
     assert by_type(wf, "CheckpointLoaderSimple")[0]["widgets_values"] == ["v1-5-pruned-emaonly-fp16.safetensors"]
 
 
-@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", WORKFLOWS, ids=workflow_id)
 def test_multi_instance_workflows_use_the_multi_instance_sampler(path):
     wf = load(path)
     layouts = by_type(wf, "InstanceDiffusionLayout")
@@ -85,7 +97,7 @@ def test_multi_instance_workflows_use_the_multi_instance_sampler(path):
 
 
 def test_lora_workflow_tokenizer_takes_the_checkpoints_own_clip():
-    wf = load(WORKFLOWS[0].with_name("instancediffusion_with_lora.json"))
+    wf = load(shipped("instancediffusion_with_lora"))
     (tok,) = by_type(wf, "InstanceDiffusionTokenizer")
     assert source_type(wf, tok, "clip") == "CheckpointLoaderSimple"
     assert {source_type(wf, n, "clip") for n in by_type(wf, "CLIPTextEncode")} == {"LoraLoader"}
@@ -96,7 +108,7 @@ def latent(host, entry, node):
     return load_file(path)["latent_tensor"]
 
 
-@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", WORKFLOWS, ids=workflow_id)
 def test_shipped_workflow_runs_and_instancediffusion_acts(host, path):
     workflow = load(path)
     missing = {n["type"] for n in workflow["nodes"]} - set(host.object_info) - FRONTEND_ONLY
