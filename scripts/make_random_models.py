@@ -9,6 +9,7 @@ from scripts.hostenv import host_dir, import_pack  # noqa: E402
 CHECKPOINT = "random-sd15.safetensors"
 INSTDIFF = "random-instancediffusion.safetensors"
 LORA = "random-lora-sd15.safetensors"
+LORA_TINY = "random-lora-tiny-sd15.safetensors"  # for the tiny test UNet (base width 32) of tests/host_nodes
 # ComfyUI-Manager's layout of logtd's split files, under models/ (the single-file stand-in's weights)
 MANAGER_SPLIT = {"fusers.ckpt": "instance_models/fuser_models/fusers.ckpt",
                  "position_net.ckpt": "instance_models/positionnet_models/position_net.ckpt",
@@ -27,6 +28,8 @@ def main():
         (models / "checkpoints" / CHECKPOINT, random_models.write_random_checkpoint, "full-size SD1.5 layout, ~2 GB"),
         (models / "instancediffusion" / INSTDIFF, random_models.write_random_instancediffusion, "official keys and shapes"),
         (models / "loras" / LORA, random_models.write_random_lora, "small SD1.5 LoRA"),
+        (models / "loras" / LORA_TINY, lambda path, seed: random_models.write_random_lora(path, seed, model_channels=32),
+         "a LoRA for the tiny test UNet"),
     ]
     for path, write, what in stand_ins:
         if args.force or not path.exists():

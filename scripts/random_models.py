@@ -122,11 +122,13 @@ def write_random_instancediffusion(path: str, seed: int) -> None:
                                 metadata={"instdiff_random_standin": f"seed={seed}"})
 
 
-def write_random_lora(path: str, seed: int, rank: int = 4) -> None:
-    """Write a small SD1.5 UNet LoRA (attention projections of the 16 transformer blocks) with random weights."""
+def write_random_lora(path: str, seed: int, rank: int = 4, model_channels: int = 320) -> None:
+    """Write a small SD1.5 UNet LoRA (attention projections of the 16 transformer blocks) with random weights, for
+    the UNet of base width `model_channels` (320: SD1.5; 32: the tiny test UNet)."""
     g = torch.Generator().manual_seed(seed + 3)
     sd = {}
-    for block, width in pack_module("instdiff_model.blocks").FUSER_BLOCKS:
+    for block, full_width in pack_module("instdiff_model.blocks").FUSER_BLOCKS:
+        width = full_width * model_channels // 320
         for proj in ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn2.to_q"):
             key = f"lora_unet_{block}.transformer_blocks.0.{proj}".replace(".", "_")
             sd[f"{key}.lora_up.weight"] = torch.randn(width, rank, generator=g) * 0.05

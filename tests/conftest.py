@@ -26,6 +26,14 @@ def host(stand_ins):
 
 
 @pytest.fixture(scope="session")
+def fp16_host(stand_ins):
+    """A second host whose checkpoint loader stores UNets in fp16 (--fp16-unet), with the test-only nodes."""
+    from scripts.headless import HostServer
+    with HostServer(extra_args=["--fp16-unet"], test_nodes=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def formula_tokenizer():
     """The full-size instance tokenizer filled by the reference weight formula (salt ""), built once per session (the
     formula costs seconds for its 160M values); eval mode, grad off; tests only run it, never change it."""

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from scripts.headless import HostServer, ui_to_api
+from scripts.headless import ui_to_api
 from test_workflows import load, shipped
 from workflows_api import instancediffusion_off
 
@@ -140,12 +140,6 @@ def test_iterative_generation_adds_an_instance_per_stage_keeping_the_earlier_one
     for stage in stages:
         check_stage(*stage)
     assert torch.equal(stages[1][0], stages[0][1]), "each stage starts from the previous stage's latent"
-
-
-@pytest.fixture(scope="module")
-def fp16_host():
-    with HostServer(extra_args=["--fp16-unet"], test_nodes=True) as server:
-        yield server
 
 
 def test_edit_one_instance_on_an_fp16_unet(host, fp16_host):

@@ -72,6 +72,39 @@ def grounded_prompt(instances=None, *, layout_node=None, mask_instance=False, fu
     return b.prompt, ids
 
 
+TINY_LOADERS = {  # a shipped loader -> the tiny test node standing in for it (same outputs, slot for slot)
+    "CheckpointLoaderSimple": ("InstDiffTestRandomTinySD15", {"model_channels": 32}),
+    "LoadInstanceDiffusion": ("InstDiffTestRandomInstanceDiffusion", {"salt": "tiny", "model_channels": 32}),
+}
+
+
+def on_tiny_models(prompt: dict, lora: str, host_dtype: bool = False) -> dict:
+    """The same graph on the tiny random UNet (base width 32, in the host's loader dtype if host_dtype; full-size
+    CLIP-L, TAESD) and the formula InstanceDiffusion weights at its width, `lora` (a LoRA file for that UNet) in every
+    LoRA loader. The stand-ins get fixed node ids
+    (from 90001, in the order of their old ids; the k-th checkpoint seeded k): the host keeps a node's output while the
+    next prompt has that node with the same id and inputs, so the stand-ins are built once for many workflows run in a
+    row."""
+    loaders = sorted((int(nid) for nid, n in prompt.items() if n["class_type"] in TINY_LOADERS))
+    new = {str(old): str(90001 + i) for i, old in enumerate(loaders)}
+    out = {}
+    for nid, node in prompt.items():
+        node = json.loads(json.dumps(node))
+        for key, value in node["inputs"].items():
+            if isinstance(value, list) and len(value) == 2 and value[0] in new:  # a link: [node id, output slot]
+                node["inputs"][key] = [new[value[0]], value[1]]
+        if node["class_type"] in TINY_LOADERS:
+            kind, inputs = TINY_LOADERS[node["class_type"]]
+            if kind == "InstDiffTestRandomTinySD15":
+                inputs = dict(inputs, host_dtype=host_dtype, seed=1 + sum(
+                    prompt[o]["class_type"] == node["class_type"] for o in new if int(o) < int(nid)))
+            node = {"class_type": kind, "inputs": dict(inputs)}
+        if "lora_name" in node["inputs"]:
+            node["inputs"]["lora_name"] = lora
+        out[new.get(nid, nid)] = node
+    return out
+
+
 def instancediffusion_off(prompt: dict) -> dict:
     """The same prompt with every Apply InstanceDiffusion inert (gate off, no ScaleU): equal to bypassing Apply for
     the stock KSampler (test_gate_off_and_scaleu_off_equals_the_plain_model), and the multi-instance sampler still

@@ -82,7 +82,7 @@ function addEditor(node) {
 }
 
 app.registerExtension({
-    name: "InstanceDiffusion.LayoutEditor",
+    name: "instancediffusion.layoutEditor",  // under the pack's namespace (comfy-test lint)
     async beforeRegisterNodeDef(nodeType, nodeData) {
         if (nodeData?.name !== NODE) return;
         const proto = nodeType.prototype;
