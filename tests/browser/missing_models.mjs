@@ -47,17 +47,27 @@ try {
                                    { timeout: 90000 });
         await page.waitForTimeout(3000);
         result.templates = { listed: await (await page.request.get(`${url}/api/workflow_templates`)).json() };
+        const thumbs = new Set();
+        page.on("response", (r) => { if (r.status() === 200 && /\/workflow_templates\/comfyui-instancediffusion\/.*\.jpg$/
+            .test(decodeURIComponent(r.url()))) thumbs.add(r.url()); });
         await page.evaluate(() => (window.comfyAPI?.app?.app || window.app).extensionManager.command.execute("Comfy.BrowseTemplates"));
         await page.waitForTimeout(2000);
         await page.getByText("comfyui-instancediffusion", { exact: true }).first().click({ timeout: 5000 }).catch(() => {});
         await page.waitForTimeout(3000);
         result.templates.cards = await page.evaluate(() => [...document.querySelectorAll("h3")].map((h) => h.innerText)
             .filter((t) => t.endsWith("InstanceDiffusion")));
+        // the 2026 frontend fetches thumbnails through its media cache and shows them as blob: URLs, so count the
+        // pack's .jpg answers (200) and the loaded pictures inside its cards (by URL or blob:); both count only the
+        // cards in view (the grid loads thumbnails lazily: 12 of 17 at 1600x1000)
+        result.templates.thumbnailFetches = [...thumbs].length;
         result.templates.thumbnails = await page.evaluate(() => [...document.querySelectorAll("img")]
-            .filter((i) => decodeURIComponent(i.currentSrc || i.src).includes("InstanceDiffusion.jpg") && i.naturalWidth > 0)
+            .filter((i) => i.naturalWidth > 0 && (decodeURIComponent(i.currentSrc || i.src).includes("InstanceDiffusion.jpg")
+                || ((i.currentSrc || i.src).startsWith("blob:") && [...(i.closest("div:has(h3)")?.querySelectorAll("h3") ?? [])]
+                    .some((h) => h.innerText.endsWith("InstanceDiffusion")))))
             .length);
         await page.screenshot({ path: path.join(outDir, "templates_browser.png") });
-        console.log("templates browser:", result.templates.cards.length, "cards,", result.templates.thumbnails, "thumbnails");
+        console.log("templates browser:", result.templates.cards.length, "cards,", result.templates.thumbnails, "thumbnails shown,",
+                    result.templates.thumbnailFetches, "fetched");
         for (const file of files) {
             await page.goto(url, { waitUntil: "domcontentloaded" });
             await page.waitForFunction(() => {
