@@ -81,6 +81,12 @@ function addEditor(node) {
     editor.render();
 }
 
+// Whether the node's seed_layout input is linked (node.isInputConnected: 2026 frontends deprecate input.link).
+function seedConnected(node) {
+    const slot = node.inputs?.findIndex((i) => i.name === "seed_layout") ?? -1;
+    return slot >= 0 && node.isInputConnected(slot);
+}
+
 app.registerExtension({
     name: "instancediffusion.layoutEditor",  // under the pack's namespace (comfy-test lint)
     async beforeRegisterNodeDef(nodeType, nodeData) {
@@ -92,8 +98,7 @@ app.registerExtension({
             if (shown && node.instdiffEditor) node.instdiffEditor.showBackend(shown);
         });
         chain(proto, "onConnectionsChange", (node) => {
-            const input = node.inputs?.find((i) => i.name === "seed_layout");
-            if (node.instdiffEditor && (!input || input.link === null || input.link === undefined)) node.instdiffEditor.dropSeeds();
+            if (node.instdiffEditor && !seedConnected(node)) node.instdiffEditor.dropSeeds();
         });
         chain(proto, "onConfigure", (node) => {
             const ed = node.instdiffEditor;
