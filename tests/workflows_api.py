@@ -81,10 +81,9 @@ TINY_LOADERS = {  # a shipped loader -> the tiny test node standing in for it (s
 def on_tiny_models(prompt: dict, lora: str, host_dtype: bool = False) -> dict:
     """The same graph on the tiny random UNet (base width 32, in the host's loader dtype if host_dtype; full-size
     CLIP-L, TAESD) and the formula InstanceDiffusion weights at its width, `lora` (a LoRA file for that UNet) in every
-    LoRA loader. The stand-ins get fixed node ids
-    (from 90001, in the order of their old ids; the k-th checkpoint seeded k): the host keeps a node's output while the
-    next prompt has that node with the same id and inputs, so the stand-ins are built once for many workflows run in a
-    row."""
+    LoRA loader. The stand-ins get fixed node ids (from 90001, in the order of their old ids; the k-th checkpoint
+    seeded k): the host keeps a node's output while the next prompt has that node with the same id and inputs, so the
+    stand-ins are built once for many workflows run in a row."""
     loaders = sorted((int(nid) for nid, n in prompt.items() if n["class_type"] in TINY_LOADERS))
     new = {str(old): str(90001 + i) for i, old in enumerate(loaders)}
     out = {}
